@@ -1,0 +1,1 @@
+"""Pre-training and downstream tasks; importing this package registers them."""

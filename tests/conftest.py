@@ -1,0 +1,20 @@
+"""Shared fixtures. The tiny demo corpus is generated once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """Path to a `tiny` demo corpus (seed 0), made once per session."""
+    from tempovl.data.corpus import make_corpus
+
+    out = tmp_path_factory.mktemp("corpus") / "tiny"
+    make_corpus(out, preset="tiny", seed=0, progress=False)
+    return out
