@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -26,6 +27,21 @@ from tempovl.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as people write learning rates."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def preset_names(kind: str | None = None) -> list[str]:
@@ -51,7 +67,7 @@ def resolve(spec: str | Path) -> Path:
 
 def load_yaml(path: str | Path) -> dict:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
     if data is None:
@@ -101,7 +117,7 @@ def apply_override(cfg: dict, item: str) -> None:
         raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=1e-4)")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw)
+        value = yaml_load(raw)
     except yaml.YAMLError:
         value = raw
     node = cfg

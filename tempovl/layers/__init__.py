@@ -1,0 +1,16 @@
+"""Blocks shared by every model: one attention, transformer blocks, embeddings."""
+
+from tempovl.layers.attention import Attention, attend, expand_mask
+from tempovl.layers.embeddings import FrameEmbedding, TextEmbedding
+from tempovl.layers.transformer import MLP, Transformer, TransformerBlock
+
+__all__ = [
+    "Attention",
+    "attend",
+    "expand_mask",
+    "FrameEmbedding",
+    "TextEmbedding",
+    "MLP",
+    "Transformer",
+    "TransformerBlock",
+]

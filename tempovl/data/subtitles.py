@@ -1,0 +1,256 @@
+"""Subtitle readers: SRT, WebVTT and the TVR/TVQA preprocessed JSONL, all into `Sentence`s.
+
+Every reader returns sentences sorted by start time (stable, so file order breaks ties), which is what
+`tempovl.data.align.align` expects. Cue text is cleaned the same way for every format: HTML-ish tags
+(`<i>`, `<font ...>`, VTT `<c.x>` / `<00:00:01.000>`) and ASS override blocks (`{\\an8}`) are removed,
+HTML entities are unescaped, the lines of a multi-line cue are joined with a space. A speaker prefix
+on the first line ("ALICE: hi", "Chase : hi", "(Alice:) hi", VTT "<v Alice>hi") goes to
+`Sentence.speaker`; `Sentence.full_text` puts it back ("ALICE: hi") for models, because in TV data the
+speaker's name is information the video does not show.
+
+Malformed input raises `InputError` naming the file and the line ("x.srt:17: bad timestamp ...").
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tempovl.errors import InputError
+
+
+@dataclass
+class Sentence:
+    """One subtitle cue: cleaned text, start/end in seconds, and the speaker when the cue names one."""
+
+    text: str
+    start: float
+    end: float
+    speaker: str | None = None
+
+    @property
+    def full_text(self) -> str:
+        """The text with its speaker prefix ("ALICE: hi"), as TV subtitles show it."""
+        return f"{self.speaker}: {self.text}" if self.speaker else self.text
+
+
+# "HH:MM:SS,mmm" (SRT; "." accepted too) or "MM:SS.mmm" / "HH:MM:SS.mmm" (VTT). Hours may exceed 2 digits.
+_TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?"
+_TIME_RE = re.compile(rf"^{_TIME}$")
+_ARROW_RE = re.compile(r"^\s*(\S+)\s*-->\s*(\S+)(?:\s+(.*))?$")
+_TAG_RE = re.compile(r"<[^>]*>")
+_ASS_RE = re.compile(r"\{\\[^}]*\}")
+_VOICE_RE = re.compile(r"^\s*<v(?:\.[\w.-]+)?\s+([^>]+)>")
+# A speaker prefix: 1-3 capitalised words (or ALL CAPS), optionally in parentheses, then a colon.
+_NAME = r"[A-Z][A-Za-z'.\-]*(?:\s+[A-Z][A-Za-z'.\-]*){0,2}"
+_SPEAKER_RES = (
+    re.compile(rf"^\(\s*({_NAME})\s*:\s*\)\s*(.*)$"),  # "(Alice:) hi"
+    re.compile(rf"^\(\s*({_NAME})\s*\)\s*:\s*(.*)$"),  # "(Alice): hi"
+    re.compile(rf"^({_NAME})\s*:\s+(.*)$"),  # "ALICE: hi", "Chase : hi"
+)
+
+
+def parse_timestamp(value: str) -> float | None:
+    """Seconds from "HH:MM:SS,mmm", "HH:MM:SS.mmm" or "MM:SS.mmm"; None when it is not a timestamp."""
+    m = _TIME_RE.match(value.strip())
+    if m is None:
+        return None
+    hours, minutes, seconds, frac = m.groups()
+    if int(minutes) >= 60 or int(seconds) >= 60:
+        return None
+    ms = int(frac.ljust(3, "0")) if frac else 0
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + ms / 1000.0
+
+
+def split_speaker(text: str) -> tuple[str | None, str]:
+    """Split a leading speaker prefix off `text`: "ALICE: hi" -> ("ALICE", "hi")."""
+    stripped = text.strip()
+    for pattern in _SPEAKER_RES:
+        m = pattern.match(stripped)
+        if m:
+            return m.group(1).strip(), m.group(2).strip()
+    return None, stripped
+
+
+def clean_text(text: str) -> str:
+    """Remove tags and ASS override blocks, unescape entities, collapse whitespace."""
+    text = _ASS_RE.sub("", text)
+    text = _TAG_RE.sub("", text)
+    text = html.unescape(text)
+    return " ".join(text.split())
+
+
+def _make_sentence(lines: list[str], start: float, end: float) -> Sentence | None:
+    """Build a sentence from raw cue lines; None for a cue with no text left after cleaning."""
+    speaker = None
+    voice = _VOICE_RE.match(lines[0]) if lines else None
+    if voice:
+        speaker = " ".join(voice.group(1).split())
+    cleaned = [clean_text(line) for line in lines]
+    cleaned = [c for c in cleaned if c]
+    if not cleaned:
+        return None
+    if speaker is None:
+        speaker, cleaned[0] = split_speaker(cleaned[0])
+    text = " ".join(c for c in cleaned if c)
+    if not text:
+        return None
+    return Sentence(text=text, start=start, end=end, speaker=speaker)
+
+
+def _read_lines(path: str | os.PathLike) -> list[str]:
+    """Lines of a text file without BOM and line endings (CRLF, CR and LF all accepted)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read subtitle file ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _parse_timing(path: str | os.PathLike, lineno: int, line: str) -> tuple[float, float, str]:
+    """Parse "start --> end [settings]"; returns (start, end, settings) or raises naming file:line."""
+    m = _ARROW_RE.match(line)
+    start = parse_timestamp(m.group(1)) if m else None
+    end = parse_timestamp(m.group(2)) if m else None
+    if start is None or end is None:
+        raise InputError(f"{path}:{lineno}: bad timestamp {line.strip()!r}")
+    if end < start:
+        raise InputError(f"{path}:{lineno}: cue ends before it starts ({line.strip()!r})")
+    return start, end, (m.group(3) or "").strip()
+
+
+def _blocks(lines: list[str]) -> list[tuple[int, list[str]]]:
+    """Split lines into blank-line-separated blocks: [(1-based line number of first line, lines)]."""
+    blocks, current, first = [], [], 0
+    for i, line in enumerate(lines, 1):
+        if line.strip():
+            if not current:
+                first = i
+            current.append(line)
+        elif current:
+            blocks.append((first, current))
+            current = []
+    if current:
+        blocks.append((first, current))
+    return blocks
+
+
+def _sorted(sentences: list[Sentence]) -> list[Sentence]:
+    return sorted(sentences, key=lambda s: s.start)
+
+
+def read_srt(path: str | os.PathLike) -> list[Sentence]:
+    """Read a SubRip file. A block is [cue number], "start --> end", text lines; empty file -> []."""
+    sentences = []
+    for first, block in _blocks(_read_lines(path)):
+        timing_at = 0
+        if "-->" not in block[0]:
+            if not block[0].strip().isdigit():
+                raise InputError(
+                    f"{path}:{first}: expected a cue number or 'start --> end', got {block[0].strip()!r}"
+                )
+            if len(block) < 2 or "-->" not in block[1]:
+                got = block[1].strip() if len(block) > 1 else "end of cue"
+                raise InputError(f"{path}:{first + 1}: bad timestamp {got!r} (expected 'start --> end')")
+            timing_at = 1
+        start, end, _ = _parse_timing(path, first + timing_at, block[timing_at])
+        sentence = _make_sentence(block[timing_at + 1 :], start, end)
+        if sentence is not None:
+            sentences.append(sentence)
+    return _sorted(sentences)
+
+
+def read_vtt(path: str | os.PathLike) -> list[Sentence]:
+    """Read a WebVTT file: header, NOTE / STYLE / REGION blocks skipped, cue settings ignored."""
+    lines = _read_lines(path)
+    if not any(line.strip() for line in lines):
+        return []
+    if not lines[0].startswith("WEBVTT") or (len(lines[0]) > 6 and lines[0][6] not in " \t"):
+        raise InputError(f"{path}:1: not a WebVTT file (first line must be 'WEBVTT', got {lines[0]!r})")
+    sentences = []
+    for n, (first, block) in enumerate(_blocks(lines)):
+        if n == 0:
+            continue  # the header block: "WEBVTT" and optional metadata lines
+        head = block[0].strip()
+        if head.split()[0] in ("NOTE", "STYLE", "REGION"):
+            continue
+        timing_at = 0 if "-->" in block[0] else 1  # an optional cue identifier comes first
+        if timing_at == 1 and (len(block) < 2 or "-->" not in block[1]):
+            raise InputError(f"{path}:{first}: expected 'start --> end' in cue, got {head!r}")
+        start, end, _ = _parse_timing(path, first + timing_at, block[timing_at])
+        sentence = _make_sentence(block[timing_at + 1 :], start, end)
+        if sentence is not None:
+            sentences.append(sentence)
+    return _sorted(sentences)
+
+
+def read_subtitle_file(path: str | os.PathLike) -> list[Sentence]:
+    """Read an .srt or .vtt file, chosen by suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".srt":
+        return read_srt(path)
+    if suffix == ".vtt":
+        return read_vtt(path)
+    raise InputError(f"{path}: unknown subtitle format {suffix!r} (expected .srt or .vtt)")
+
+
+def _number(path: str | os.PathLike, lineno: int, where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InputError(f"{path}:{lineno}: {where} must be a number of seconds, got {value!r}")
+    return float(value)
+
+
+def read_tvr_subtitles(path: str | os.PathLike) -> dict[str, list[Sentence]]:
+    """Read TVR/TVQA preprocessed subtitles: one {"vid_name", "sub": [{"text", "start", "end"}]} a line.
+
+    TVR's text carries the speaker as " Chase : That's all"; it is split off into `speaker`.
+    """
+    out: dict[str, list[Sentence]] = {}
+    try:
+        f = open(path, encoding="utf-8-sig")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read subtitle file ({e.strerror})") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}:{lineno}: expected a JSON object")
+            for key in ("vid_name", "sub"):
+                if key not in record:
+                    raise InputError(f"{path}:{lineno}: missing {key!r}")
+            vid, subs = record["vid_name"], record["sub"]
+            if not isinstance(vid, str) or not vid:
+                raise InputError(f"{path}:{lineno}: 'vid_name' must be a non-empty string")
+            if vid in out:
+                raise InputError(f"{path}:{lineno}: duplicate vid_name {vid!r}")
+            if not isinstance(subs, list):
+                raise InputError(f"{path}:{lineno}: 'sub' must be a list")
+            sentences = []
+            for i, sub in enumerate(subs):
+                where = f"{vid} sub[{i}]"
+                if not isinstance(sub, dict) or not all(k in sub for k in ("text", "start", "end")):
+                    raise InputError(f"{path}:{lineno}: {where} needs 'text', 'start' and 'end'")
+                start = _number(path, lineno, f"{where}.start", sub["start"])
+                end = _number(path, lineno, f"{where}.end", sub["end"])
+                if end < start:
+                    raise InputError(f"{path}:{lineno}: {where} ends before it starts ({start} > {end})")
+                if not isinstance(sub["text"], str):
+                    raise InputError(f"{path}:{lineno}: {where}.text must be a string")
+                sentence = _make_sentence([sub["text"]], start, end)
+                if sentence is not None:
+                    sentences.append(sentence)
+            out[vid] = _sorted(sentences)
+    return out
