@@ -113,7 +113,7 @@ def align(frame_spans: np.ndarray, sentences: list[Sentence]) -> Alignment:
     overlaps, tiou = overlap_and_tiou(spans, sentences)
     # Rule 2: columns in time order so that argmax's first maximum is the earliest sentence.
     score = np.where(overlaps, tiou, -1.0)[:, order]  # (N, S) time-ordered columns
-    best = score.argmax(axis=1) if num_sents else np.zeros(num_frames, dtype=np.int64)  # (N,)
+    best = score.argmax(axis=1)  # (N,) first maximum = earliest sentence
     has_owner = overlaps.any(axis=1)  # (N,)
     owner = np.where(has_owner, np.asarray(order)[best], -1)  # (N,) sentence index or -1
 

@@ -38,8 +38,9 @@ class Sentence:
         return f"{self.speaker}: {self.text}" if self.speaker else self.text
 
 
-# "HH:MM:SS,mmm" (SRT; "." accepted too) or "MM:SS.mmm" / "HH:MM:SS.mmm" (VTT). Hours may exceed 2 digits.
-_TIME = r"(?:(\d+):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?"
+# "HH:MM:SS,mmm" (SRT; "." accepted too) or "MM:SS.mmm" / "HH:MM:SS.mmm" (VTT). Minutes and seconds
+# take two digits ("00:01:2,5" is an error, as players disagree on it); hours any number; 1-3 decimals.
+_TIME = r"(?:(\d+):)?(\d{2}):(\d{2})(?:[,.](\d{1,3}))?"
 _TIME_RE = re.compile(rf"^{_TIME}$")
 _ARROW_RE = re.compile(r"^\s*(\S+)\s*-->\s*(\S+)(?:\s+(.*))?$")
 _TAG_RE = re.compile(r"<[^>]*>")
@@ -54,12 +55,14 @@ _SPEAKER_RES = (
 )
 
 
-def parse_timestamp(value: str) -> float | None:
+def parse_timestamp(value: str, need_hours: bool = False) -> float | None:
     """Seconds from "HH:MM:SS,mmm", "HH:MM:SS.mmm" or "MM:SS.mmm"; None when it is not a timestamp."""
     m = _TIME_RE.match(value.strip())
     if m is None:
         return None
     hours, minutes, seconds, frac = m.groups()
+    if need_hours and hours is None:
+        return None
     if int(minutes) >= 60 or int(seconds) >= 60:
         return None
     ms = int(frac.ljust(3, "0")) if frac else 0
@@ -67,7 +70,10 @@ def parse_timestamp(value: str) -> float | None:
 
 
 def split_speaker(text: str) -> tuple[str | None, str]:
-    """Split a leading speaker prefix off `text`: "ALICE: hi" -> ("ALICE", "hi")."""
+    """Split a leading speaker prefix off `text`: "ALICE: hi" -> ("ALICE", "hi").
+
+    One to three capitalised words before a colon count as a speaker, so "Note: ..." does too;
+    TV subtitles are written that way, and `full_text` restores the prefix unchanged."""
     stripped = text.strip()
     for pattern in _SPEAKER_RES:
         m = pattern.match(stripped)
@@ -115,11 +121,13 @@ def _read_lines(path: str | os.PathLike) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def _parse_timing(path: str | os.PathLike, lineno: int, line: str) -> tuple[float, float, str]:
+def _parse_timing(
+    path: str | os.PathLike, lineno: int, line: str, need_hours: bool
+) -> tuple[float, float, str]:
     """Parse "start --> end [settings]"; returns (start, end, settings) or raises naming file:line."""
     m = _ARROW_RE.match(line)
-    start = parse_timestamp(m.group(1)) if m else None
-    end = parse_timestamp(m.group(2)) if m else None
+    start = parse_timestamp(m.group(1), need_hours) if m else None
+    end = parse_timestamp(m.group(2), need_hours) if m else None
     if start is None or end is None:
         raise InputError(f"{path}:{lineno}: bad timestamp {line.strip()!r}")
     if end < start:
@@ -161,7 +169,7 @@ def read_srt(path: str | os.PathLike) -> list[Sentence]:
                 got = block[1].strip() if len(block) > 1 else "end of cue"
                 raise InputError(f"{path}:{first + 1}: bad timestamp {got!r} (expected 'start --> end')")
             timing_at = 1
-        start, end, _ = _parse_timing(path, first + timing_at, block[timing_at])
+        start, end, _ = _parse_timing(path, first + timing_at, block[timing_at], True)
         sentence = _make_sentence(block[timing_at + 1 :], start, end)
         if sentence is not None:
             sentences.append(sentence)
@@ -185,7 +193,7 @@ def read_vtt(path: str | os.PathLike) -> list[Sentence]:
         timing_at = 0 if "-->" in block[0] else 1  # an optional cue identifier comes first
         if timing_at == 1 and (len(block) < 2 or "-->" not in block[1]):
             raise InputError(f"{path}:{first}: expected 'start --> end' in cue, got {head!r}")
-        start, end, _ = _parse_timing(path, first + timing_at, block[timing_at])
+        start, end, _ = _parse_timing(path, first + timing_at, block[timing_at], False)
         sentence = _make_sentence(block[timing_at + 1 :], start, end)
         if sentence is not None:
             sentences.append(sentence)

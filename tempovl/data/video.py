@@ -83,7 +83,9 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def _decode(path: str | Path, container: av.container.InputContainer) -> Iterator[tuple[float, av.VideoFrame]]:
+def _decode(
+    path: str | Path, container: av.container.InputContainer
+) -> Iterator[tuple[float, av.VideoFrame]]:
     """Yield (seconds since stream start, frame) in presentation order; decode errors name the file."""
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
@@ -117,19 +119,21 @@ def resize_crop(image: np.ndarray, size: int | None) -> np.ndarray:
     return np.ascontiguousarray(image[top : top + size, left : left + size])
 
 
-def _frames_at(path: str | Path, times: np.ndarray, size: int | None) -> tuple[np.ndarray, VideoInfo]:
-    """The frame on screen at each of `times` (seconds), as (len(times), H, W, 3) uint8.
+def _iter_frames_at(
+    path: str | Path, times: np.ndarray, size: int | None, info: VideoInfo | None = None
+) -> Iterator[np.ndarray]:
+    """Yield the frame on screen at each of `times` (seconds, non-decreasing), (H, W, 3) uint8 each.
 
     The frame on screen at t is the last frame whose timestamp is <= t (the first frame for t before
     it). Decodes sequentially once; each picked frame is converted and resized once.
     """
+    if len(times) > 1 and np.any(np.diff(times) < 0):
+        raise ValueError("times must be non-decreasing")
     container = _open(path)
     try:
-        info = _stream_info(path, container)
-        order = np.argsort(times, kind="stable")
-        out: list[np.ndarray | None] = [None] * len(times)
-        k = 0  # next index into `order`
-        prev_time, prev_frame, prev_image = None, None, None
+        info = info or _stream_info(path, container)
+        k = 0  # next time to serve
+        prev_frame, prev_image = None, None
         last_time = -1.0
 
         def image_of_prev() -> np.ndarray:
@@ -141,29 +145,37 @@ def _frames_at(path: str | Path, times: np.ndarray, size: int | None) -> tuple[n
         for t, frame in _decode(path, container):
             last_time = t
             if prev_frame is None:  # times before the first frame get the first frame
-                prev_time, prev_frame, prev_image = t, frame, None
-            while k < len(order) and times[order[k]] < t and prev_time is not None:
-                out[order[k]] = image_of_prev()
+                prev_frame, prev_image = frame, None
+            while k < len(times) and times[k] < t:
+                yield image_of_prev()
                 k += 1
-            prev_time, prev_frame, prev_image = t, frame, None
-            if k == len(order):
-                break
+            prev_frame, prev_image = frame, None
+            if k == len(times):
+                return
         if prev_frame is None:
             raise InputError(f"{path}: no decodable video frames")
         frame_dt = 1.0 / info.fps if info.fps > 0 else 0.0
-        if k < len(order):
-            slack = max(_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRAC * info.duration)
-            if last_time + frame_dt < info.duration - slack:
-                raise InputError(
-                    f"{path}: truncated or corrupt: frames end at {last_time:.2f}s "
-                    f"but the stream declares {info.duration:.2f}s"
-                )
-            while k < len(order):
-                out[order[k]] = image_of_prev()
-                k += 1
+        slack = max(_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRAC * info.duration)
+        if last_time + frame_dt < info.duration - slack:
+            raise InputError(
+                f"{path}: truncated or corrupt: frames end at {last_time:.2f}s "
+                f"but the stream declares {info.duration:.2f}s"
+            )
+        while k < len(times):
+            yield image_of_prev()
+            k += 1
     finally:
         container.close()
-    return np.stack(out), info
+
+
+def _frames_at(path: str | Path, times: np.ndarray, size: int | None) -> np.ndarray:
+    """The frames on screen at `times` (any order): (len(times), H, W, 3) uint8."""
+    order = np.argsort(times, kind="stable")
+    picked = list(_iter_frames_at(path, np.asarray(times)[order], size))
+    out: list[np.ndarray] = [None] * len(times)  # type: ignore[list-item]
+    for i, image in zip(order, picked):
+        out[i] = image
+    return np.stack(out)
 
 
 def window_times(duration: float, interval: float, frames_per_window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,7 +185,9 @@ def window_times(duration: float, interval: float, frames_per_window: int) -> tu
     Returns times (N, F) and spans (N, 2) in seconds; N >= 1 even for a video shorter than a window.
     """
     if interval <= 0 or frames_per_window < 1:
-        raise InputError(f"interval must be > 0 and frames_per_window >= 1 (got {interval}, {frames_per_window})")
+        raise InputError(
+            f"interval must be > 0 and frames_per_window >= 1 (got {interval}, {frames_per_window})"
+        )
     n = max(1, math.ceil(duration / interval - 1e-6))
     starts = np.arange(n, dtype=np.float64) * interval
     spans = np.stack([starts, starts + interval], axis=1)  # (N, 2)
@@ -184,6 +198,26 @@ def window_times(duration: float, interval: float, frames_per_window: int) -> tu
     return times, spans
 
 
+def iter_windows(
+    path: str | Path,
+    interval: float = 1.5,
+    frames_per_window: int = 4,
+    size: int | None = 224,
+    batch_windows: int = 32,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`read_windows` in chunks of at most `batch_windows` windows, decoding as it goes, so a long
+    video never sits in memory: yields clips (B, F, H, W, 3) uint8 and spans (B, 2) seconds."""
+    info = probe(path)
+    times, spans = window_times(info.duration, interval, frames_per_window)
+    f = times.shape[1]
+    frames = _iter_frames_at(path, times.reshape(-1), size, info)  # (N*F,) images in order
+    for start in range(0, len(times), batch_windows):
+        stop = min(start + batch_windows, len(times))
+        chunk = [next(frames) for _ in range((stop - start) * f)]
+        clips = np.stack(chunk).reshape(stop - start, f, *chunk[0].shape)  # (B*F, H, W, 3) -> (B, F, H, W, 3)
+        yield clips, spans[start:stop]
+
+
 def read_windows(
     path: str | Path, interval: float = 1.5, frames_per_window: int = 4, size: int | None = 224
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -192,12 +226,8 @@ def read_windows(
     One window (one future feature-frame) per `interval` seconds; its `frames_per_window` frames are
     spread evenly over the window.
     """
-    info = probe(path)
-    times, spans = window_times(info.duration, interval, frames_per_window)
-    n, f = times.shape
-    frames, _ = _frames_at(path, times.reshape(-1), size)
-    clips = frames.reshape(n, f, *frames.shape[1:])  # (N*F, H, W, 3) -> (N, F, H, W, 3)
-    return clips, spans
+    chunks = list(iter_windows(path, interval, frames_per_window, size, batch_windows=1 << 30))
+    return chunks[0]
 
 
 def sparse_times(
@@ -238,5 +268,4 @@ def sample_frames(
     if end <= start:
         raise InputError(f"{path}: sampling range [{start}, {end}] is empty (duration {info.duration:.2f}s)")
     times = sparse_times(start, end, num_frames, jitter=jitter, rng=rng)
-    frames, _ = _frames_at(path, times, size)
-    return frames
+    return _frames_at(path, times, size)

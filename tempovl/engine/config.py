@@ -54,6 +54,7 @@ class TrainConfig:
     best_metric: BestMetric = field(default_factory=BestMetric)
     max_bad_steps: int = 10
     progress: bool = True
+    curves: bool = True  # write curves.png at the end
     tensorboard: bool = False
     wandb: bool = False
     wandb_project: str = "tempovl"

@@ -90,13 +90,13 @@ def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in zip(keys, t.tolist())}
 
 
-def all_reduce_max(value: float) -> float:
-    """Maximum of a scalar over ranks (used to agree on "stop now" and "this step was bad")."""
+def all_reduce_max(values: list[float]) -> list[float]:
+    """Element-wise maximum over ranks (used to agree on "this step was bad" and "stop now")."""
     if not is_distributed():
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=_reduce_device())
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_reduce_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
+    return t.tolist()
 
 
 def all_gather_object(obj: Any) -> list[Any]:

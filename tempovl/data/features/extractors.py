@@ -8,6 +8,7 @@ features, several extractors are concatenated per window with `+`: `build_extrac
 
 from __future__ import annotations
 
+import abc
 import importlib
 from collections.abc import Callable
 
@@ -21,10 +22,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # name -> factory(path or None) ; filled by the modules in _BUILTIN_MODULES on first use
 EXTRACTORS: dict[str, Callable[[str | None], FrameExtractor]] = {}
-_BUILTIN_MODULES = ("tempovl.data.features.mobilenet", "tempovl.data.features.motion", "tempovl.data.features.clip")
+_BUILTIN_MODULES = (
+    "tempovl.data.features.mobilenet",
+    "tempovl.data.features.motion",
+    "tempovl.data.features.clip",
+)
 
 
-class FrameExtractor(torch.nn.Module):
+class FrameExtractor(torch.nn.Module, abc.ABC):
     """Maps clips (N, F, H, W, 3) uint8 to features (N, dim) float32.
 
     `frames_per_window` is how many frames per window it wants (F), `size` the square frame side it
@@ -36,8 +41,9 @@ class FrameExtractor(torch.nn.Module):
     frames_per_window: int = 1
     size: int = 224
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips (N, F, size, size, 3) uint8 -> (N, dim) float32."""
 
 
 def register_extractor(name: str) -> Callable:
@@ -75,7 +81,9 @@ def middle_frame(clips: torch.Tensor) -> torch.Tensor:
 
 def check_clips(clips: torch.Tensor, size: int, name: str) -> None:
     if clips.ndim != 5 or clips.shape[-1] != 3 or clips.dtype != torch.uint8:
-        raise InputError(f"{name}: expected clips (N, F, H, W, 3) uint8, got {tuple(clips.shape)} {clips.dtype}")
+        raise InputError(
+            f"{name}: expected clips (N, F, H, W, 3) uint8, got {tuple(clips.shape)} {clips.dtype}"
+        )
     if clips.shape[2] != size or clips.shape[3] != size:
         raise InputError(f"{name}: expected {size}x{size} frames, got {clips.shape[2]}x{clips.shape[3]}")
 
@@ -136,7 +144,8 @@ class Random2D(FrameExtractor):
         super().__init__()
         self.name, self.dim, self.frames_per_window, self.size = "random2d", 256, 1, size
         self.convs = torch.nn.ModuleList(
-            torch.nn.Conv2d(c_in, c_out, 3, stride=2, padding=1) for c_in, c_out in ((3, 32), (32, 64), (64, 128))
+            torch.nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+            for c_in, c_out in ((3, 32), (32, 64), (64, 128))
         )
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
@@ -169,7 +178,9 @@ def build_extractor(spec: str, **paths: str | None) -> FrameExtractor:
         item = item.strip()
         name, _, path = item.partition(":")
         if name not in EXTRACTORS:
-            raise ConfigError(f"unknown extractor {name!r} in {spec!r}; known: {', '.join(sorted(EXTRACTORS))}")
+            raise ConfigError(
+                f"unknown extractor {name!r} in {spec!r}; known: {', '.join(sorted(EXTRACTORS))}"
+            )
         parts.append(EXTRACTORS[name](path or paths.get(name)))
     if not parts:
         raise ConfigError(f"empty extractor spec {spec!r}")

@@ -1,0 +1,654 @@
+"""HiTeA (Ye et al., 2022): video encoder, text encoder, multimodal encoder, text decoder, two temporal views.
+
+Architecture (paper section 3 and appendix C.2; layout of the public ModelScope release)::
+
+    video (B, T, 3, H, W) --video_encoder--> [v_cls, v_1..v_M] (B, 1+M, D)        (MViTv2-B or TimeSformer)
+    text ids (B, L) ------text_encoder-----> [w_cls, w_1..w_N] (B, L, D)          (BERT layers 0..5)
+    fusion(video, text) -> (video_out, text_out): BERT layers 6..11 with cross-attention text -> video
+        (mPLUG's skip-connected fusion: every ``fusion_stride``-th layer is instead one self-attention
+        over [video; text] whose video part is added back to the video tokens)
+    decoder: causal BERT with cross-attention to [video_out; text_out] (PrefixLM, open-ended QA) or to
+        the video alone (captioning); ``generate`` does greedy and beam search.
+
+Pre-training (``forward``) returns every enabled loss by name: ``vtc_loss`` (momentum encoders + MoCo
+queues), ``vtm_loss`` (hard negatives), ``mlm_loss`` (15 %, 80/10/10), ``prefixlm_loss`` (random prefix),
+``cme_loss`` and ``mtre_loss`` (the temporal tasks). ``HiteaConfig.losses`` switches them (Table 4).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tempovl.errors import ConfigError
+from tempovl.layers import TextEmbedding, TransformerBlock
+from tempovl.objectives.temporal import MTREHead, cme_loss, cme_select
+from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
+from tempovl.objectives.vtm import sample_hard_negatives, vtm_loss
+from tempovl.registry import register_model
+
+LOSSES = ("vtc", "vtm", "mlm", "prefixlm", "cme", "mtre")
+
+
+@dataclass
+class HiteaConfig:
+    video_encoder: Literal["mvit", "timesformer"] = "mvit"
+    video: dict[str, Any] = field(default_factory=dict)  # the backbone's own config (MViTConfig keys)
+    vocab_size: int = 30522  # BERT uncased WordPiece
+    hidden: int = 768
+    num_heads: int = 12
+    mlp_hidden: int = 3072
+    text_layers: int = 6  # first half of the BERT stack
+    fusion_layers: int = 6  # second half, with cross-attention to the video
+    fusion_stride: int = 3  # a connected [video; text] self-attention layer every N fusion layers (0 = none)
+    decoder_layers: int = 12
+    max_positions: int = 512
+    type_vocab_size: int = 2
+    pad_id: int = 0
+    cls_id: int = 101
+    sep_id: int = 102
+    mask_id: int = 103
+    dropout: float = 0.1
+    embed_dim: int = 256  # VTC / CME projection width
+    temp: float = 0.07  # initial VTC temperature (learnable)
+    queue_size: int = 65536  # MoCo queue length (0 = in-batch negatives only)
+    momentum: float = 0.995  # momentum-encoder coefficient (0 = no momentum encoders)
+    distill_alpha: float = 0.4  # momentum-distillation weight of the VTC targets (0 = hard targets)
+    mlm_prob: float = 0.15
+    cme_topk: int = 5
+    cme_temp: float = 0.07  # initial CME temperature (learnable)
+    mtre_proj_dim: int = 2048
+    mtre_pred_dim: int = 512
+    losses: list[str] = field(default_factory=lambda: list(LOSSES))
+    text_init: str | None = None  # local Hugging Face BERT directory for the text side
+    attn_impl: str = "auto"
+
+
+def causal_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Key-padding mask (B, L) bool -> (B, L, L): position i attends to valid j <= i."""
+    n = mask.shape[1]
+    tril = torch.ones(n, n, dtype=torch.bool, device=mask.device).tril()
+    return tril[None] & mask[:, None, :]
+
+
+class TextEncoder(nn.Module):
+    """BERT embeddings + the first ``layers`` post-LN blocks."""
+
+    def __init__(self, cfg: HiteaConfig, layers: int):
+        super().__init__()
+        self.embeddings = TextEmbedding(
+            cfg.vocab_size,
+            cfg.hidden,
+            cfg.max_positions,
+            cfg.type_vocab_size,
+            cfg.pad_id,
+            dropout=cfg.dropout,
+        )
+        self.blocks = nn.ModuleList(_block(cfg) for _ in range(layers))
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids (B, L), mask (B, L) bool -> (B, L, D)."""
+        x = self.embeddings(ids)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x
+
+
+def _block(cfg: HiteaConfig, cross: bool = False) -> TransformerBlock:
+    return TransformerBlock(
+        cfg.hidden,
+        cfg.num_heads,
+        cfg.mlp_hidden,
+        dropout=cfg.dropout,
+        attn_dropout=cfg.dropout,
+        cross_attention=cross,
+        kv_dim=cfg.hidden if cross else None,
+        attn_impl=cfg.attn_impl,
+    )
+
+
+class Fusion(nn.Module):
+    """The multimodal encoder (appendix C.2, mPLUG's skip-connected fusion).
+
+    Layer i is an asymmetric co-attention layer (text self-attention, text -> video cross-attention, FFN)
+    unless ``stride > 0`` and ``i % stride == 0`` (i > 0): then it is a connected layer, one
+    self-attention + FFN over [video; text], whose video part is added to the video tokens. The output
+    carries both: (video_out (B, Nv, D), text_out (B, L, D)).
+    """
+
+    def __init__(self, cfg: HiteaConfig):
+        super().__init__()
+        self.connected = [
+            cfg.fusion_stride > 0 and i > 0 and i % cfg.fusion_stride == 0 for i in range(cfg.fusion_layers)
+        ]
+        self.blocks = nn.ModuleList(_block(cfg, cross=not c) for c in self.connected)
+
+    def forward(
+        self, video: torch.Tensor, video_mask: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        nv = video.shape[1]
+        for block, connected in zip(self.blocks, self.connected):
+            if connected:
+                joint = block(
+                    torch.cat([video, text], dim=1), torch.cat([video_mask, text_mask], dim=1)
+                )  # (B, Nv+L, D)
+                video, text = video + joint[:, :nv], joint[:, nv:]
+            else:
+                text = block(text, text_mask, kv=video, kv_mask=video_mask)
+        return video, text
+
+
+class LMHead(nn.Module):
+    """BERT's prediction head: dense + GELU + LayerNorm, then the (tied) word-embedding matrix + bias."""
+
+    def __init__(self, dim: int, vocab_size: int):
+        super().__init__()
+        self.dense = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-12)
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, x: torch.Tensor, word_weight: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D), word_weight (V, D) -> logits (B, L, V)."""
+        return F.linear(self.norm(F.gelu(self.dense(x))), word_weight, self.bias)
+
+
+class TextDecoder(nn.Module):
+    """Causal BERT with cross-attention in every layer; output weights tied to its word embeddings."""
+
+    def __init__(self, cfg: HiteaConfig):
+        super().__init__()
+        self.embeddings = TextEmbedding(
+            cfg.vocab_size,
+            cfg.hidden,
+            cfg.max_positions,
+            cfg.type_vocab_size,
+            cfg.pad_id,
+            dropout=cfg.dropout,
+        )
+        self.blocks = nn.ModuleList(_block(cfg, cross=True) for _ in range(cfg.decoder_layers))
+        self.head = LMHead(cfg.hidden, cfg.vocab_size)
+
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """ids (B, L), mask (B, L) bool, enc (B, S, D), enc_mask (B, S) -> logits (B, L, V)."""
+        x = self.embeddings(ids)
+        self_mask = causal_mask(mask)
+        for block in self.blocks:
+            x = block(x, self_mask, kv=enc, kv_mask=enc_mask)
+        return self.head(x, self.embeddings.word.weight)
+
+
+def _bert_init(module: nn.Module) -> None:
+    """BERT initialisation: N(0, 0.02) weights, zero biases, unit LayerNorms."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def _default_video_encoder(kind: str, cfg: dict) -> nn.Module:
+    for module in ("tempovl.models.mvit", "tempovl.models.timesformer"):
+        try:
+            build = importlib.import_module(module).build_video_encoder
+        except (ImportError, AttributeError):
+            continue
+        return build(kind, cfg)
+    raise ConfigError("model.video_encoder: no video backbone module provides build_video_encoder")
+
+
+@register_model("hitea", HiteaConfig)
+class Hitea(nn.Module):
+    """HiTeA. ``video_encoder`` may be given directly (tests); otherwise it is built from the config."""
+
+    def __init__(self, cfg: HiteaConfig, video_encoder: nn.Module | None = None):
+        super().__init__()
+        unknown = [n for n in cfg.losses if n not in LOSSES]
+        if unknown:
+            raise ConfigError(f"model.losses: unknown loss {unknown[0]!r}; known: {', '.join(LOSSES)}")
+        if cfg.hidden % cfg.num_heads:
+            raise ConfigError(
+                f"model.hidden: {cfg.hidden} is not divisible by model.num_heads {cfg.num_heads}"
+            )
+        self.cfg = cfg
+        self.video_encoder = video_encoder or _default_video_encoder(cfg.video_encoder, dict(cfg.video))
+        vdim = self.video_encoder.out_dim
+        self.video_proj = (
+            nn.Sequential(nn.Linear(vdim, cfg.hidden), nn.LayerNorm(cfg.hidden, eps=1e-12))
+            if vdim != cfg.hidden
+            else None
+        )
+        self.text_encoder = TextEncoder(cfg, cfg.text_layers)
+        self.fusion = Fusion(cfg)
+        self.decoder = TextDecoder(cfg)
+        self.vision_proj = nn.Linear(cfg.hidden, cfg.embed_dim)
+        self.text_proj = nn.Linear(cfg.hidden, cfg.embed_dim)
+        self.vtm_head = nn.Linear(cfg.hidden, 2)
+        self.mlm_head = LMHead(cfg.hidden, cfg.vocab_size)  # tied to the text encoder's word embeddings
+        self.vtc = VTCLoss(
+            cfg.embed_dim, cfg.queue_size, cfg.temp, cfg.distill_alpha if cfg.momentum > 0 else 0.0
+        )
+        self.cme_temp = nn.Parameter(torch.tensor(float(cfg.cme_temp)))
+        self.mtre = MTREHead(cfg.hidden, cfg.mtre_proj_dim, cfg.mtre_pred_dim)
+        for name, module in self.named_children():  # BERT's init everywhere but the video backbone
+            if name != "video_encoder":
+                module.apply(_bert_init)
+        if cfg.text_init:
+            self.load_text_init(cfg.text_init)
+        self.momentum_names = ["video_encoder", "video_proj", "text_encoder", "vision_proj", "text_proj"]
+        if cfg.momentum > 0:  # momentum copies for VTC: buffers, not parameters (see objectives.vtc)
+            for name in self.momentum_names:
+                online = getattr(self, name)
+                setattr(self, f"{name}_m", None if online is None else make_momentum_copy(online))
+
+    # ------------------------------------------------------------------ encoders
+    def encode_video(self, video: torch.Tensor, momentum: bool = False) -> torch.Tensor:
+        """video (B, T, 3, H, W) normalised -> [v_cls, v_1..v_M] (B, 1+M, hidden)."""
+        sfx = "_m" if momentum else ""
+        feats = getattr(self, "video_encoder" + sfx)(video)
+        proj = getattr(self, "video_proj" + sfx)
+        return feats if proj is None else proj(feats)
+
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor, momentum: bool = False) -> torch.Tensor:
+        """ids (B, L), mask (B, L) bool -> [w_cls, w_1..w_N] (B, L, hidden)."""
+        return (self.text_encoder_m if momentum else self.text_encoder)(ids, mask)
+
+    def fuse(
+        self,
+        video: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        video_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Multimodal encoder: video (B, Nv, D), text (B, L, D) -> (video_out, text_out)."""
+        if video_mask is None:
+            video_mask = torch.ones(video.shape[:2], dtype=torch.bool, device=video.device)
+        return self.fusion(video, video_mask, text, text_mask)
+
+    def video_embed(self, video_feats: torch.Tensor, momentum: bool = False) -> torch.Tensor:
+        """Normalised contrastive video embedding from v_cls: (B, 1+M, D) -> (B, E)."""
+        return F.normalize((self.vision_proj_m if momentum else self.vision_proj)(video_feats[:, 0]), dim=-1)
+
+    def text_embed(self, text_feats: torch.Tensor, momentum: bool = False) -> torch.Tensor:
+        """Normalised contrastive text embedding from w_cls: (B, L, D) -> (B, E)."""
+        return F.normalize((self.text_proj_m if momentum else self.text_proj)(text_feats[:, 0]), dim=-1)
+
+    def vtm_logits(
+        self, video_feats: torch.Tensor, text_feats: torch.Tensor, text_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Matching logits (B, 2) (index 1 = matched) from the fused text [CLS]."""
+        return self.vtm_head(self.fuse(video_feats, text_feats, text_mask)[1][:, 0])
+
+    # ------------------------------------------------------------------ pre-training
+    def forward(
+        self,
+        video_long: torch.Tensor,
+        text_ids: torch.Tensor,
+        text_mask: torch.Tensor,
+        video_short: torch.Tensor | None = None,
+        pair_ids: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Both views (B, T, 3, H, W), caption ids/mask (B, L) -> {"vtc_loss", ..., "mtre_loss", scalars}."""
+        on = set(self.cfg.losses)
+        text_mask = text_mask.bool()
+        if ({"cme", "mtre"} & on) and video_short is None:
+            raise ValueError("cme/mtre need the short view: pass video_short")
+        out: dict[str, torch.Tensor] = {}
+        v_long = self.encode_video(video_long)  # (B, 1+M, D)
+        text = self.encode_text(text_ids, text_mask)  # (B, L, D)
+        v_feat, t_feat = self.video_embed(v_long), self.text_embed(text)
+
+        vtc = (
+            self._vtc(video_long, text_ids, text_mask, v_feat, t_feat, pair_ids)
+            if ({"vtc", "vtm"} & on)
+            else None
+        )
+        if "vtc" in on:
+            out["vtc_loss"], out["vtc_temp"] = vtc["vtc_loss"], vtc["vtc_temp"]
+        fused_long = None
+        if {"vtm", "mtre"} & on:
+            fused_long = self.fuse(v_long, text, text_mask)  # the positive pair, reused by MTRE
+        if "vtm" in on:
+            out["vtm_loss"] = self._vtm(v_long, text, text_mask, fused_long[1][:, 0], vtc)
+        if "mlm" in on:
+            out["mlm_loss"] = self._mlm(v_long, text_ids, text_mask)
+        if "prefixlm" in on:
+            out["prefixlm_loss"] = self._prefixlm(v_long, text_ids, text_mask)
+        if {"cme", "mtre"} & on:
+            v_short = self.encode_video(video_short)
+            word_feats, word_mask = (
+                text[:, 1:],
+                text_mask[:, 1:] & (text_ids[:, 1:] != self.cfg.sep_id),
+            )  # (B, L-1, D)
+            if "cme" in on:
+                temp = self.cme_temp.clamp(0.001, 0.5)
+                words = F.normalize(self.text_proj(word_feats), dim=-1)
+                out["cme_loss"], index, selected = cme_loss(
+                    words, word_mask, self.video_embed(v_short), temp, self.cfg.cme_topk
+                )
+                out["cme_temp"] = temp.detach()
+            else:
+                words = self.text_proj(word_feats)
+                index, selected = cme_select(
+                    words, word_mask, self.vision_proj(v_short[:, 0]), self.cfg.cme_topk
+                )
+            if "mtre" in on:
+                picked = torch.gather(
+                    word_feats, 1, index[..., None].expand(-1, -1, word_feats.shape[-1])
+                )  # (B, K, D)
+                short_cls = self.fuse(v_short, picked, selected)[0][:, 0]
+                out["mtre_loss"] = self.mtre(fused_long[0][:, 0], short_cls)
+        return out
+
+    def _vtc(self, video, text_ids, text_mask, v_feat, t_feat, pair_ids) -> dict[str, torch.Tensor]:
+        v_m = t_m = None
+        if self.cfg.momentum > 0:
+            with torch.no_grad():
+                if self.training:
+                    self.momentum_step()
+                v_m = self.video_embed(self.encode_video(video, momentum=True), momentum=True)
+                t_m = self.text_embed(self.encode_text(text_ids, text_mask, momentum=True), momentum=True)
+        return self.vtc(v_feat, t_feat, v_m, t_m, pair_ids)
+
+    @torch.no_grad()
+    def momentum_step(self) -> None:
+        """Move every momentum copy towards its online module (coefficient ``cfg.momentum``)."""
+        for name in self.momentum_names:
+            if getattr(self, name) is not None:
+                momentum_update(getattr(self, name), getattr(self, f"{name}_m"), self.cfg.momentum)
+
+    def _vtm(self, v_long, text, text_mask, pos_cls, vtc) -> torch.Tensor:
+        neg_video, ok_v = sample_hard_negatives(vtc["sim_t2v"], vtc["pos_mask"].t())  # a video per text
+        neg_text, ok_t = sample_hard_negatives(vtc["sim_v2t"], vtc["pos_mask"])  # a text per video
+        # text i with video neg_video[i]; video i with text neg_text[i]
+        videos = torch.cat([v_long[neg_video], v_long], dim=0)  # (2B, 1+M, D)
+        texts = torch.cat([text, text[neg_text]], dim=0)
+        masks = torch.cat([text_mask, text_mask[neg_text]], dim=0)
+        neg_logits = self.vtm_head(self.fuse(videos, texts, masks)[1][:, 0])  # (2B, 2)
+        return vtm_loss(self.vtm_head(pos_cls), neg_logits[torch.cat([ok_v, ok_t])])
+
+    def _mlm(self, v_long, text_ids, text_mask) -> torch.Tensor:
+        c = self.cfg
+        masked, labels = mask_tokens(
+            text_ids, text_mask, c.mask_id, c.vocab_size, (c.pad_id, c.cls_id, c.sep_id), c.mlm_prob
+        )
+        _, text_out = self.fuse(v_long, self.encode_text(masked, text_mask), text_mask)
+        logits = self.mlm_head(text_out, self.text_encoder.embeddings.word.weight)  # (B, L, V)
+        return lm_cross_entropy(logits, labels)
+
+    def _prefixlm(self, v_long, text_ids, text_mask) -> torch.Tensor:
+        prefix, prefix_mask, target, target_mask = split_prefix(
+            text_ids, text_mask, self.cfg.pad_id, self.cfg.cls_id
+        )
+        video_out, text_out = self.fuse(v_long, self.encode_text(prefix, prefix_mask), prefix_mask)
+        enc = torch.cat([video_out, text_out], dim=1)  # (B, Nv + Lp, D)
+        enc_mask = torch.cat(
+            [torch.ones(video_out.shape[:2], dtype=torch.bool, device=enc.device), prefix_mask], 1
+        )
+        logits = self.decoder(target, target_mask, enc, enc_mask)
+        labels = target[:, 1:].masked_fill(~target_mask[:, 1:], -100)  # next-token targets
+        return lm_cross_entropy(logits[:, :-1], labels)
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def encoder_states(
+        self,
+        video: torch.Tensor,
+        question_ids: torch.Tensor | None = None,
+        question_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the decoder attends to: the video alone (captioning) or fused [video; question] (QA)."""
+        v = self.encode_video(video)
+        v_mask = torch.ones(v.shape[:2], dtype=torch.bool, device=v.device)
+        if question_ids is None:
+            return v, v_mask
+        q_mask = question_mask.bool()
+        video_out, text_out = self.fuse(v, self.encode_text(question_ids, q_mask), q_mask)
+        return torch.cat([video_out, text_out], 1), torch.cat([v_mask, q_mask], 1)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        video: torch.Tensor,
+        question_ids: torch.Tensor | None = None,
+        question_mask: torch.Tensor | None = None,
+        prompt_ids: list[int] | None = None,
+        max_len: int = 40,
+        min_len: int = 1,
+        num_beams: int = 1,
+        length_penalty: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Greedy (num_beams=1) or beam search. Returns (ids (B, <= len(prompt)+max_len) without [CLS] or
+        [SEP], right-padded with pad_id; log-probability scores (B,) (length-normalised for beams))."""
+        enc, enc_mask = self.encoder_states(video, question_ids, question_mask)
+        return beam_search(self, enc, enc_mask, prompt_ids or [], max_len, min_len, num_beams, length_penalty)
+
+    # ------------------------------------------------------------------ initialisation
+    def load_text_init(self, path: str | Path) -> None:
+        """Text encoder <- BERT layers [0, text_layers), fusion self-attention/FFN <- the next
+        fusion_layers, decoder <- BERT embeddings and layers [0, decoder_layers) (mPLUG inits its decoder
+        from BERT too). Cross-attention stays randomly initialised."""
+        state = load_bert_state(path)
+        c = self.cfg
+        plan = {"embeddings": ["text_encoder.embeddings", "decoder.embeddings"]}
+        n_bert = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
+        if c.text_layers + c.fusion_layers > n_bert:
+            raise ConfigError(
+                f"model.text_init: {path} has {n_bert} layers, fewer than text_layers + fusion_layers = "
+                f"{c.text_layers + c.fusion_layers}"
+            )
+        for i in range(c.text_layers):
+            plan[f"encoder.layer.{i}"] = [f"text_encoder.blocks.{i}"]
+        for j in range(c.fusion_layers):
+            plan[f"encoder.layer.{c.text_layers + j}"] = [f"fusion.blocks.{j}"]
+        for j in range(min(c.decoder_layers, n_bert)):
+            plan.setdefault(f"encoder.layer.{j}", []).append(f"decoder.blocks.{j}")
+        own = self.state_dict()
+        loaded = {}
+        for src, value in state.items():
+            for src_prefix, dsts in plan.items():
+                if src.startswith(src_prefix + "."):
+                    for dst in dsts:
+                        name = dst + "." + bert_key_to_ours(src[len(src_prefix) + 1 :])
+                        if name not in own:
+                            continue
+                        if own[name].shape != value.shape:
+                            raise ConfigError(
+                                f"model.text_init: {path}: {src} has shape {tuple(value.shape)}, "
+                                f"{name} has {tuple(own[name].shape)} (hidden/vocab must match the checkpoint)"
+                            )
+                        loaded[name] = value
+        self.load_state_dict(loaded, strict=False)
+
+
+BERT_NAMES = {  # Hugging Face BERT layer / embedding names -> ours (TransformerBlock, TextEmbedding)
+    "attention.self.query": "attn.q",
+    "attention.self.key": "attn.k",
+    "attention.self.value": "attn.v",
+    "attention.output.dense": "attn.proj",
+    "attention.output.LayerNorm": "norm1",
+    "crossattention.self.query": "cross_attn.q",
+    "crossattention.self.key": "cross_attn.k",
+    "crossattention.self.value": "cross_attn.v",
+    "crossattention.output.dense": "cross_attn.proj",
+    "crossattention.output.LayerNorm": "norm_cross",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+    "output.LayerNorm": "norm2",
+    "word_embeddings": "word",
+    "position_embeddings": "position",
+    "token_type_embeddings": "token_type",
+    "LayerNorm": "norm",
+}
+
+
+def bert_key_to_ours(key: str) -> str:
+    """``attention.self.query.weight`` -> ``attn.q.weight`` (a key inside one BERT layer or embeddings)."""
+    module, _, leaf = key.rpartition(".")
+    return f"{BERT_NAMES.get(module, module)}.{leaf}"
+
+
+def mask_tokens(
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    mask_id: int,
+    vocab_size: int,
+    special_ids: tuple[int, ...],
+    prob: float = 0.15,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: `prob` of the maskable tokens (valid, not special) are targets; of those 80 % become
+    [MASK], 10 % a random token, 10 % stay. Every row with a maskable token gets at least one target.
+    Returns (masked ids (B, L), labels (B, L) with -100 where there is nothing to predict)."""
+    maskable = mask.bool().clone()
+    for s in special_ids:
+        maskable &= ids != s
+    score = torch.rand(ids.shape, device=ids.device).masked_fill(~maskable, 2.0)
+    chosen = (score < prob) & maskable
+    first = score.argmin(dim=1)  # the row's lowest-scoring maskable token
+    force = maskable.any(dim=1) & ~chosen.any(dim=1)
+    chosen[force, first[force]] = True
+    labels = ids.masked_fill(~chosen, -100)
+    roll = torch.rand(ids.shape, device=ids.device)
+    masked = ids.masked_fill(chosen & (roll < 0.8), mask_id)
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    return torch.where(swap, torch.randint_like(ids, vocab_size), masked), labels
+
+
+def split_prefix(
+    ids: torch.Tensor, mask: torch.Tensor, pad_id: int, cls_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PrefixLM split at a random length per caption: [CLS] w_1..w_{p-1} | w_p .. [SEP].
+
+    Returns (prefix (B, Lp), prefix_mask, target (B, Lt) = [CLS] w_p .. [SEP], target_mask); p is drawn
+    uniformly from [1, n-2] for a caption of n valid tokens (at least one word is left to predict).
+    """
+    mask = mask.bool()
+    lengths = mask.sum(dim=1).tolist()
+    cuts = [int(torch.randint(1, max(1, n - 2) + 1, ()).item()) for n in lengths]
+    prefixes = [ids[i, :p] for i, p in enumerate(cuts)]
+    targets = [
+        torch.cat([ids.new_tensor([cls_id]), ids[i, p:n]]) for i, (p, n) in enumerate(zip(cuts, lengths))
+    ]
+    prefix, prefix_mask = _pad(prefixes, pad_id)
+    target, target_mask = _pad(targets, pad_id)
+    return prefix, prefix_mask, target, target_mask
+
+
+def _pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(len(r) for r in rows)
+    out = rows[0].new_full((len(rows), n), pad_id)
+    valid = torch.zeros(len(rows), n, dtype=torch.bool, device=out.device)
+    for i, r in enumerate(rows):
+        out[i, : len(r)], valid[i, : len(r)] = r, True
+    return out, valid
+
+
+def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean token cross-entropy over labels != -100; logits (B, L, V), labels (B, L)."""
+    if not (labels != -100).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
+    )
+
+
+def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """State dict of a local Hugging Face BERT directory (or weights file), without the ``bert.`` prefix."""
+    p = Path(path)
+    files = [p] if p.is_file() else [p / "model.safetensors", p / "pytorch_model.bin"]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise ConfigError(f"model.text_init: no model.safetensors or pytorch_model.bin in {path}")
+    if found.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(found))
+    else:
+        state = torch.load(found, map_location="cpu", weights_only=True)
+    out = {}
+    for k, v in state.items():
+        k = k[len("bert.") :] if k.startswith("bert.") else k
+        if k.startswith(("embeddings.", "encoder.layer.")) and not k.endswith("position_ids"):
+            out[k] = v
+    if "embeddings.word_embeddings.weight" not in out:
+        raise ConfigError(
+            f"model.text_init: {found} is not a BERT checkpoint (no embeddings.word_embeddings)"
+        )
+    return out
+
+
+@torch.no_grad()
+def beam_search(
+    model: Hitea,
+    enc: torch.Tensor,
+    enc_mask: torch.Tensor,
+    prompt: list[int],
+    max_len: int,
+    min_len: int,
+    num_beams: int,
+    length_penalty: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Beam search over ``model.decoder`` (greedy when num_beams == 1); see :meth:`Hitea.generate`.
+
+    Sequences start with [CLS] + prompt and end at [SEP]; a hypothesis's score is its summed
+    log-probability divided by (generated length) ** length_penalty.
+    """
+    c, nb, b = model.cfg, num_beams, enc.shape[0]
+    device = enc.device
+    seqs = torch.tensor([c.cls_id, *prompt], device=device).repeat(b * nb, 1)  # (B*nb, 1+P)
+    enc, enc_mask = enc.repeat_interleave(nb, 0), enc_mask.repeat_interleave(nb, 0)  # (B*nb, S, D)
+    scores = torch.full((b, nb), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # the first expansion comes from one beam only
+    scores = scores.view(-1)
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
+    for step in range(max_len):
+        logits = model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1].float()
+        logp = F.log_softmax(logits, dim=-1)  # (B*nb, V)
+        logp[:, [c.pad_id, c.cls_id]] = float("-inf")
+        if step < min_len:
+            logp[:, c.sep_id] = float("-inf")
+        vocab = logp.shape[-1]
+        top_s, top_i = (scores[:, None] + logp).view(b, nb * vocab).topk(2 * nb, dim=1)
+        new_rows, new_tokens, new_scores = [], [], []
+        for i in range(b):
+            kept = 0
+            for s, idx in zip(top_s[i].tolist(), top_i[i].tolist()):
+                beam, tok = divmod(idx, vocab)
+                if s == float("-inf") or kept == nb:
+                    continue
+                if tok == c.sep_id:
+                    if len(finished[i]) < nb:
+                        finished[i].append(
+                            (s / (step + 1) ** length_penalty, seqs[i * nb + beam, 1:].tolist())
+                        )
+                    continue
+                new_rows.append(i * nb + beam), new_tokens.append(tok), new_scores.append(s)
+                kept += 1
+            for _ in range(nb - kept):  # dead beams keep the shape
+                new_rows.append(i * nb), new_tokens.append(c.pad_id), new_scores.append(float("-inf"))
+        rows = torch.tensor(new_rows, device=device)
+        seqs = torch.cat([seqs[rows], torch.tensor(new_tokens, device=device)[:, None]], dim=1)
+        scores = torch.tensor(new_scores, device=device)
+        if all(len(f) >= nb for f in finished):
+            break
+    alive = scores.view(b, nb)
+    for i in range(b):
+        if not finished[i]:
+            for j in range(nb):
+                s = float(alive[i, j])
+                if s > float("-inf"):
+                    finished[i].append((s / max_len**length_penalty, seqs[i * nb + j, 1:].tolist()))
+    best = [max(f, key=lambda h: h[0]) for f in finished]
+    out, out_mask = _pad(
+        [torch.tensor(t or [c.pad_id], dtype=torch.long, device=device) for _, t in best], c.pad_id
+    )
+    return out, torch.tensor([s for s, _ in best], device=device)

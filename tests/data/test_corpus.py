@@ -1,0 +1,263 @@
+"""The synthetic demo corpus: layout, determinism, annotation validity, query mix, CLI safety."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tempovl.data.corpus import build_scripts, make_corpus
+from tempovl.data.corpus.formats import build_annotations, srt_text
+from tempovl.data.corpus.language import event_phrase, sentence, verb_phrase
+from tempovl.data.corpus.render import render_frames
+from tempovl.data.corpus.world import CHARACTERS, Event
+from tempovl.errors import InputError
+
+SPLITS = ("train", "val", "test")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _decode(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def _annotation_bytes(root: Path) -> dict[str, bytes]:
+    paths = [*root.glob("annotations/*"), *root.glob("subtitles/*"), *root.glob("script/*")]
+    paths += [root / "splits.json", root / "card.json", root / "CARD.md"]
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(paths)}
+
+
+@pytest.fixture(scope="module")
+def seed1_corpus(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("corpus") / "tiny_seed1"
+    make_corpus(out, preset="tiny", seed=1, progress=False)
+    return out
+
+
+def test_layout(tiny_corpus: Path):
+    splits = json.loads((tiny_corpus / "splits.json").read_text())
+    assert set(splits) == {"train", "val", "test", "pretrain", "single_train", "single_val", "single_test"}
+    assert [len(splits[k]) for k in ("train", "val", "test", "pretrain")] == [4, 2, 2, 4]
+    assert sum(len(splits[f"single_{k}"]) for k in SPLITS) == 6
+    for key, vids in splits.items():
+        for vid in vids:
+            assert (tiny_corpus / "videos" / f"{vid}.mp4").stat().st_size > 0
+            assert (tiny_corpus / "script" / f"{vid}.json").exists()
+            assert (tiny_corpus / "subtitles" / f"{vid}.srt").exists() == (not key.startswith("single"))
+    for s in SPLITS:
+        for name in (
+            f"tvr_{s}.jsonl",
+            f"tvqa_{s}.jsonl",
+            f"tvc_{s}.jsonl",
+            f"captions_{s}.jsonl",
+            f"ssv2_template_{s}.jsonl",
+            f"didemo_{s}.json",
+            f"msrvtt_{s}.jsonl",
+        ):
+            assert (tiny_corpus / "annotations" / name).exists(), name
+    for name in ("tvr_subtitles.jsonl", "violin_annotation.json", "captions_pretrain.jsonl", "meta.jsonl"):
+        assert (tiny_corpus / "annotations" / name).exists(), name
+    card = json.loads((tiny_corpus / "card.json").read_text())
+    assert card["seed"] == 0 and card["preset"] == "tiny" and card["vocab_size"] > 50
+    assert "# tempovl synthetic demo corpus" in (tiny_corpus / "CARD.md").read_text()
+    # field names of the public formats
+    tvr = _jsonl(tiny_corpus / "annotations/tvr_train.jsonl")[0]
+    assert set(tvr) == {"desc_id", "desc", "vid_name", "duration", "ts", "type"}
+    qa = _jsonl(tiny_corpus / "annotations/tvqa_train.jsonl")[0]
+    assert set(qa) == {"qid", "q", "a0", "a1", "a2", "a3", "a4", "answer_idx", "ts", "vid_name", "show_name"}
+    assert re.fullmatch(r"\d+\.\d\d-\d+\.\d\d", qa["ts"])
+    ssv2 = _jsonl(tiny_corpus / "annotations/ssv2_template_train.jsonl")[0]
+    assert ssv2["template"].startswith("[Something]")
+    assert ssv2["template"].count("[something]") + 1 == len(ssv2["placeholders"])
+
+
+def test_video_matches_script(tiny_corpus: Path):
+    vid = json.loads((tiny_corpus / "splits.json").read_text())["train"][0]
+    script = json.loads((tiny_corpus / "script" / f"{vid}.json").read_text())
+    frames = _decode(tiny_corpus / "videos" / f"{vid}.mp4")
+    assert frames.shape[1:] == (64, 64, 3)
+    assert len(frames) == int(script["duration"] * script["fps"])
+    assert frames.std() > 10  # not a blank video
+    rebuilt = build_scripts("tiny", 0)["train"][0]
+    assert rebuilt.to_json() == script
+    drawn = np.stack(render_frames(rebuilt)).astype(np.float32)
+    assert np.abs(drawn - frames).mean() < 8.0  # only H.264 loss between drawn and decoded frames
+
+
+def test_same_seed_same_corpus(tiny_corpus: Path, tmp_path: Path):
+    again = tmp_path / "again"
+    make_corpus(again, preset="tiny", seed=0, progress=False)
+    assert _annotation_bytes(again) == _annotation_bytes(tiny_corpus)
+    for vid in ("tv00000", "sc00000"):
+        np.testing.assert_array_equal(
+            _decode(again / f"videos/{vid}.mp4"), _decode(tiny_corpus / f"videos/{vid}.mp4")
+        )
+
+
+def test_different_seed_differs(tiny_corpus: Path, seed1_corpus: Path):
+    for name in ("annotations/tvr_train.jsonl", "annotations/tvqa_train.jsonl", "subtitles/tv00000.srt"):
+        assert (tiny_corpus / name).read_bytes() != (seed1_corpus / name).read_bytes(), name
+    a, b = _decode(tiny_corpus / "videos/tv00000.mp4"), _decode(seed1_corpus / "videos/tv00000.mp4")
+    assert a.shape != b.shape or not np.array_equal(a, b)
+
+
+def test_spans_inside_video_and_short(tiny_corpus: Path):
+    ann = tiny_corpus / "annotations"
+    durations = {}
+    for p in (tiny_corpus / "script").glob("*.json"):
+        durations[p.stem] = json.loads(p.read_text())["duration"]
+    for s in SPLITS:
+        for r in _jsonl(ann / f"tvr_{s}.jsonl") + _jsonl(ann / f"tvc_{s}.jsonl"):
+            st, ed = r["ts"]
+            assert r["duration"] == durations[r["vid_name"]]
+            assert 0 <= st < ed <= r["duration"] and 0.5 <= ed - st <= 12.0, r
+        for r in _jsonl(ann / f"tvqa_{s}.jsonl"):
+            st, ed = map(float, r["ts"].split("-"))
+            assert 0 <= st < ed <= durations[r["vid_name"]] and ed - st <= 12.0, r
+            assert 0 <= r["answer_idx"] < 5 and len({r[f"a{i}"] for i in range(5)}) == 5
+        for r in json.loads((ann / f"didemo_{s}.json").read_text()):
+            n_seg = int(np.ceil(durations[r["video"][:-4]] / 5 - 1e-6))
+            assert len(r["times"]) == 4 and all(0 <= a <= b < n_seg for a, b in r["times"]), r
+
+
+def test_query_mix_and_order_on_large_sample():
+    splits = build_scripts("demo", seed=3)  # language only, nothing rendered
+    files, meta = build_annotations(splits, seed=3)
+    tvr = [m for m in meta if m["file"].startswith("tvr_")]
+    assert len(tvr) > 500
+    frac = {t: sum(m["type"] == t for m in tvr) / len(tvr) for t in ("v", "t", "vt")}
+    assert abs(frac["v"] - 0.74) < 0.05 and abs(frac["t"] - 0.09) < 0.04 and abs(frac["vt"] - 0.17) < 0.05, (
+        frac
+    )
+    assert sum(m["order"] for m in tvr) / len(tvr) > 0.5
+    qa = [m for m in meta if m["file"].startswith("tvqa_")]
+    assert sum(m["order"] for m in qa) / len(qa) > 0.5
+    names = [c.name for c in CHARACTERS]
+    records = [r for s in SPLITS for r in files[f"annotations/tvr_{s}.jsonl"]]
+    for r in records:  # names are only heard: a video-only query never uses one
+        if r["type"] == "v":
+            assert not any(n in r["desc"] for n in names), r["desc"]
+        if r["type"] == "t":
+            assert not any(c.visual in r["desc"] for c in CHARACTERS), r["desc"]
+
+
+def test_qa_distractors_are_events_of_the_same_video(tiny_corpus: Path):
+    ann = tiny_corpus / "annotations"
+    meta = {(m["file"], m["id"]): m for m in _jsonl(ann / "meta.jsonl")}
+    n_checked = 0
+    for s in SPLITS:
+        for r in _jsonl(ann / f"tvqa_{s}.jsonl"):
+            m = meta[(f"tvqa_{s}.jsonl", r["qid"])]
+            if not m["order"]:
+                continue
+            script = json.loads((tiny_corpus / "script" / f"{r['vid_name']}.json").read_text())
+            events = {e["eid"]: Event(**e) for e in script["events"]}
+            if m["template"] == "actor_next":
+                text = lambda e: sentence(f"It {verb_phrase(e)}")  # noqa: E731
+            else:
+                text = lambda e: sentence(event_phrase(e))  # noqa: E731
+            answers = [r[f"a{i}"] for i in range(5)]
+            anchor, correct = (events[i] for i in m["events"])
+            assert answers[r["answer_idx"]] == text(correct)
+            wrong = [a for i, a in enumerate(answers) if i != r["answer_idx"]]
+            assert sorted(wrong) == sorted(text(events[i]) for i in m["distractor_events"])
+            if m["template"] == "next":
+                assert correct.eid == anchor.eid + 1
+            n_checked += 1
+    assert n_checked >= 5
+
+
+def test_violin_pairs(tiny_corpus: Path):
+    violin = json.loads((tiny_corpus / "annotations/violin_annotation.json").read_text())
+    splits = json.loads((tiny_corpus / "splits.json").read_text())
+    assert set(violin) == set(splits["train"] + splits["val"] + splits["test"])
+    for clip in violin.values():
+        assert set(clip) == {"file", "source", "split", "span", "statement"}
+        for real, fake in clip["statement"]:
+            assert real != fake
+            if " before " in real and sorted(real.split()) == sorted(fake.split()):
+                a, b = real[:-1].split(" before ")  # an order swap: "A before B" -> "B before A"
+                assert fake == sentence(f"{b[0].lower()}{b[1:]} before {a}")
+
+
+def _parse_srt(text: str) -> list[tuple[float, float, str]]:
+    def secs(stamp: str) -> float:
+        h, m, rest = stamp.split(":")
+        s, ms = rest.split(",")
+        return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+    cues = []
+    for block in text.strip().split("\n\n") if text.strip() else []:
+        num, timing, *body = block.split("\n")
+        assert num.isdigit() and len(body) == 1
+        st, ed = timing.split(" --> ")
+        cues.append((secs(st), secs(ed), body[0]))
+    return cues
+
+
+def test_srt_parses_and_matches_tvr_subtitles(tiny_corpus: Path):
+    subs = {r["vid_name"]: r["sub"] for r in _jsonl(tiny_corpus / "annotations/tvr_subtitles.jsonl")}
+    n_lines = n_prefixed = 0
+    for vid, sub in subs.items():
+        cues = _parse_srt((tiny_corpus / "subtitles" / f"{vid}.srt").read_text())
+        assert [(round(a, 2), round(b, 2), t) for a, b, t in cues] == [
+            (s["start"], s["end"], s["text"]) for s in sub
+        ]
+        assert all(a < b and (not i or cues[i - 1][1] <= a) for i, (a, b, _) in enumerate(cues))
+        n_lines += len(cues)
+        n_prefixed += sum(bool(re.match(r"^[A-Z]+: ", t)) for _, _, t in cues)
+    assert n_lines >= 24 and 0 < n_prefixed < n_lines
+    read_srt = pytest.importorskip("tempovl.data.subtitles").read_srt
+    vid = next(v for v, s in subs.items() if s)
+    got = read_srt(tiny_corpus / "subtitles" / f"{vid}.srt")
+    assert [round(s.start, 2) for s in got] == [s["start"] for s in subs[vid]]
+
+
+def test_srt_text_format():
+    script = build_scripts("tiny", 0)["train"][0]
+    script.lines = script.lines[:1]
+    script.lines[0].start, script.lines[0].end = 3661.5, 3662.25
+    assert srt_text(script).startswith("1\n01:01:01,500 --> 01:01:02,250\n")
+
+
+def test_cli_refuses_non_empty_out_without_force(tmp_path: Path, capsys):
+    from tempovl.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["corpus", "make", str(out), "--preset", "tiny", "--quiet"]) == 2
+    assert str(out) in capsys.readouterr().err and (out / "keep.txt").exists()
+    assert main(["corpus", "make", str(out), "--preset", "tiny", "--seed", "2", "--force", "--quiet"]) == 0
+    assert not (out / "keep.txt").exists() and json.loads((out / "card.json").read_text())["seed"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary folder left behind
+
+
+def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch):
+    import tempovl.data.corpus.render as render
+
+    calls = []
+
+    def failing(script, path):
+        calls.append(script.vid_name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        Path(path).write_bytes(b"x")
+
+    monkeypatch.setattr(render, "render_video", failing)
+    with pytest.raises(KeyboardInterrupt):
+        make_corpus(tmp_path / "out", preset="tiny", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_preset():
+    with pytest.raises(InputError, match="unknown corpus preset 'huge'"):
+        build_scripts("huge")

@@ -1,0 +1,116 @@
+"""HERO's pre-training losses against hand-computed values on tiny inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tempovl.objectives.contrastive import MNCELoss
+from tempovl.objectives.masked import MFFRLoss, MLMLoss, mask_tokens
+from tempovl.objectives.matching import VSMLoss, hinge_both_ways, vsm_global_scores
+from tempovl.objectives.order import FOMLoss, shuffle_frames
+
+
+def test_mlm_loss_hand_computed():
+    logits = torch.tensor(
+        [[0.0, math.log(3.0)], [math.log(2.0), 0.0]]
+    )  # softmax rows: [1/4, 3/4], [2/3, 1/3]
+    labels = torch.tensor([[-100, 1, -100], [0, -100, -100]])  # masked slots in row-major order: 1, then 0
+    expected = -(math.log(3 / 4) + math.log(2 / 3)) / 2
+    assert MLMLoss()(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mask_tokens_rates_and_candidates():
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(10, 20, (200, 100), generator=g)
+    cand = torch.ones_like(ids, dtype=torch.bool)
+    cand[:, :10] = False
+    masked, labels = mask_tokens(ids, cand, mask_id=3, random_range=(100, 200), prob=0.15, generator=g)
+    chosen = labels != -100
+    assert not chosen[:, :10].any()
+    assert torch.equal(labels[chosen], ids[chosen])
+    assert torch.equal(masked[~chosen], ids[~chosen])
+    assert chosen.float().sum() / cand.sum() == pytest.approx(0.15, abs=0.01)
+    n = chosen.sum().item()
+    frac_mask = (masked[chosen] == 3).sum().item() / n
+    frac_rand = ((masked[chosen] >= 100) & (masked[chosen] < 200)).sum().item() / n
+    frac_keep = (masked[chosen] == ids[chosen]).sum().item() / n
+    assert (frac_mask, frac_rand, frac_keep) == pytest.approx((0.8, 0.1, 0.1), abs=0.02)
+
+
+def test_mask_tokens_masks_at_least_one():
+    ids = torch.tensor([[5, 6, 7]])
+    _, labels = mask_tokens(ids, torch.tensor([[False, True, False]]), 3, (10, 20), prob=0.0)
+    assert labels.tolist() == [[-100, 6, -100]]
+
+
+def test_mffr_hand_computed():
+    pred = torch.tensor([[[1.0, 2.0], [0.0, 0.0]]])
+    target = torch.tensor([[[0.0, 0.0], [3.0, 4.0]]])
+    masked = torch.tensor([[True, False]])
+    assert MFFRLoss()(pred, target, masked).item() == pytest.approx((1 + 4) / 2)
+
+
+def test_mnce_hand_computed_and_padding_is_never_a_negative():
+    pred = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]])  # frame 0 masked, 1 unmasked, 2 padding
+    target = torch.tensor([[[2.0, 0.0], [5.0, 5.0], [0.0, 0.0]]])
+    masked = torch.tensor([[True, False, False]])
+    real = torch.tensor([[True, True, False]])
+    # logits of frame 0: positive pred0·target0 = 2, negative pred0·pred1 = 0
+    expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0)))
+    assert MNCELoss()(pred, target, masked, real).item() == pytest.approx(expected, rel=1e-6)
+    pred2 = pred.clone()
+    pred2[0, 2] = torch.tensor([-50.0, 80.0])
+    assert MNCELoss()(pred2, target, masked, real).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_vsm_global_scores_max_pooled_cosine():
+    q = torch.tensor([[1.0, 0.0]])
+    frames = torch.tensor([[[0.0, 1.0], [1.0, 1.0], [5.0, 0.0]]])
+    mask = torch.tensor([[True, True, False]])  # the best frame is padding: it must not win
+    assert vsm_global_scores(q, frames, mask).item() == pytest.approx(1 / math.sqrt(2), rel=1e-5)
+
+
+def test_vsm_hinge_hand_computed():
+    scores = torch.tensor([[0.9, 0.85], [0.2, 0.5]])  # query i belongs to clip i
+    neg_ctx, neg_q = hinge_both_ways(scores, torch.tensor([0, 1]), margin=0.1)
+    # q0: max(0, .1 + .85 - .9) = .05; q1: max(0, .1 + .2 - .5) = 0
+    assert neg_ctx.item() == pytest.approx(0.025, rel=1e-5)
+    # clip 0, q0 vs q1: max(0, .1 + .2 - .9) = 0; clip 1, q1 vs q0: max(0, .1 + .85 - .5) = .45
+    assert neg_q.item() == pytest.approx(0.225, rel=1e-5)
+
+
+def test_vsm_loss_weights_local_and_global():
+    st = torch.tensor([[0.0, 0.0]])
+    ed = torch.tensor([[math.log(3.0), 0.0]])
+    st2 = torch.cat([st, st])
+    ed2 = torch.cat([ed, ed])
+    targets = torch.tensor([[0, 0], [1, -1]])  # second query's end is ignored
+    scores = torch.tensor([[0.9, 0.85], [0.2, 0.5]])
+    loss = VSMLoss()(st2, ed2, targets, scores, torch.tensor([0, 1]))
+    local = math.log(2) + (-math.log(3 / 4))  # start CE mean over 2 = ln 2; end CE on query 0 only
+    assert loss.item() == pytest.approx(0.01 * local + 8 * (0.025 + 0.225), rel=1e-5)
+
+
+def test_shuffle_frames_targets_invert_the_order():
+    g = torch.Generator().manual_seed(3)
+    mask = torch.tensor([[True] * 8 + [False] * 2, [True] * 10])
+    order, targets = shuffle_frames(mask, prob=0.5, generator=g)
+    x = torch.arange(10).repeat(2, 1)
+    shuffled = torch.zeros_like(x).scatter(1, order, x)  # the frame at t now sits at order[t]
+    chosen = targets >= 0
+    assert chosen.any()
+    assert torch.equal(shuffled[chosen], targets[chosen])
+    assert torch.equal(order[0, 8:], torch.tensor([8, 9]))  # padding never moves
+    assert not chosen[0, 8:].any()
+    assert sorted(order[1].tolist()) == list(range(10))
+
+
+def test_fom_loss_hand_computed():
+    logits = torch.zeros(1, 3, 4)
+    logits[0, 1, 2] = math.log(5.0)  # softmax over 4 classes: 5/8 on class 2
+    targets = torch.tensor([[-1, 2, 0]])
+    expected = (-math.log(5 / 8) + math.log(4)) / 2
+    assert FOMLoss()(logits, targets).item() == pytest.approx(expected, rel=1e-6)
