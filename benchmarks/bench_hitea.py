@@ -57,7 +57,9 @@ def make_batch(batch: int, frames: int, size: int, length: int, device: torch.de
 
 
 def step(model, inputs, precision: str, device: torch.device) -> None:
-    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    ctx = (
+        torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    )
     with ctx:
         out = model(*inputs[:3], video_short=inputs[3])
     loss = sum(v for k, v in out.items() if k.endswith("_loss"))
@@ -66,7 +68,9 @@ def step(model, inputs, precision: str, device: torch.device) -> None:
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu"))
+    device = torch.device(
+        "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
+    )
     model_cfg = load_config(f"model/{args.preset}")["model"]
     model_cfg["video"] = {**model_cfg.get("video", {}), "image_size": args.size, "num_frames": args.frames}
     torch.manual_seed(0)
@@ -95,9 +99,19 @@ def run(args: argparse.Namespace) -> list[dict]:
             mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process max RSS (KiB -> GiB)
         rows.append(
             dict(
-                preset=args.preset, device=str(device), precision=precision, batch=args.batch, frames=args.frames,
-                size=args.size, params_m=n_params / 1e6, clips_s=args.batch / dt, step_s=dt, peak_mem_gib=mem,
-                step_tflop=flops / 1e12, matmul_peak_tflops=peak / 1e12, mfu=flops / dt / peak,
+                preset=args.preset,
+                device=str(device),
+                precision=precision,
+                batch=args.batch,
+                frames=args.frames,
+                size=args.size,
+                params_m=n_params / 1e6,
+                clips_s=args.batch / dt,
+                step_s=dt,
+                peak_mem_gib=mem,
+                step_tflop=flops / 1e12,
+                matmul_peak_tflops=peak / 1e12,
+                mfu=flops / dt / peak,
             )  # fmt: skip
         )
         print(format_row(rows[-1]), flush=True)
@@ -125,7 +139,9 @@ def main() -> None:
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--matmul-n", type=int, default=0, help="matmul size for the peak (default 8192 GPU, 2048 CPU)")
+    p.add_argument(
+        "--matmul-n", type=int, default=0, help="matmul size for the peak (default 8192 GPU, 2048 CPU)"
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/bench/hitea.md")
     args = p.parse_args()
@@ -136,7 +152,10 @@ def main() -> None:
     rows = run(args)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(args.out, "w") as f:
-        f.write("\n".join([HEADER, "|" + "---|" * (HEADER.count(" | ") + 1)] + [format_row(r) for r in rows]) + "\n")
+        f.write(
+            "\n".join([HEADER, "|" + "---|" * (HEADER.count(" | ") + 1)] + [format_row(r) for r in rows])
+            + "\n"
+        )
     print(f"wrote {args.out}")
 
 

@@ -60,10 +60,16 @@ def map_release_keys(
     ``cfg.fusion_layers`` are the used ones); by default it is read off the keys.
     """
     release = {k.removeprefix("module.").removeprefix("model."): v for k, v in release.items()}
-    fusion_ids = {int(m.group("i")) for k in release if (m := LAYER_RE.match(k)) and m.group("stack") == "fusion_encoder.encoder"}
+    fusion_ids = {
+        int(m.group("i"))
+        for k in release
+        if (m := LAYER_RE.match(k)) and m.group("stack") == "fusion_encoder.encoder"
+    }
     n_fusion_src = n_fusion_src if n_fusion_src is not None else (max(fusion_ids) + 1 if fusion_ids else 0)
     start = n_fusion_src - cfg.fusion_layers
-    connected = [cfg.fusion_stride > 0 and j > 0 and j % cfg.fusion_stride == 0 for j in range(cfg.fusion_layers)]
+    connected = [
+        cfg.fusion_stride > 0 and j > 0 and j % cfg.fusion_stride == 0 for j in range(cfg.fusion_layers)
+    ]
     out: dict[str, torch.Tensor] = {}
     dropped: list[str] = []
     for prefix, ours in (("visual_encoder.", "video_encoder."), ("visual_encoder_m.", "video_encoder_m.")):
@@ -99,7 +105,9 @@ def map_release_keys(
         if key == "text_decoder.cls.predictions.decoder.weight":
             word = release.get("text_decoder.bert.embeddings.word_embeddings.weight")
             if word is None or not torch.equal(word, value):
-                raise InputError(f"{key}: the release's decoder output weights are not tied to its word embeddings")
+                raise InputError(
+                    f"{key}: the release's decoder output weights are not tied to its word embeddings"
+                )
             dropped.append(key)
             continue
         emb = next((p for p in embeddings if key.startswith(p)), None)
@@ -126,7 +134,9 @@ def load_release(src: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     p = Path(src)
     weights = p / "pytorch_model.bin" if p.is_dir() else p
     if not weights.is_file():
-        raise InputError(f"{src}: no pytorch_model.bin (expected the ModelScope model directory or the .bin/.pth)")
+        raise InputError(
+            f"{src}: no pytorch_model.bin (expected the ModelScope model directory or the .bin/.pth)"
+        )
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001  (any unreadable file is the user's input error)
@@ -151,7 +161,9 @@ def convert(src: str | Path, dst: str | Path, preset: str | None = None) -> int:
         stride = int(bert_cfg.get("stride_layer", 100))
         model_cfg.update(fusion_layers=fusion_layers, fusion_stride=stride if stride < fusion_layers else 0)
         model_cfg["text_layers"] = int(bert_cfg.get("text_encoder_layers", model_cfg.get("text_layers", 6)))
-        model_cfg["decoder_layers"] = int(bert_cfg.get("text_decode_layers", model_cfg.get("decoder_layers", 12)))
+        model_cfg["decoder_layers"] = int(
+            bert_cfg.get("text_decode_layers", model_cfg.get("decoder_layers", 12))
+        )
     cfg = from_dict(HiteaConfig, {k: v for k, v in model_cfg.items() if k != "name"}, "model")
     cfg.text_init = None
     model = Hitea(cfg)
@@ -172,7 +184,9 @@ def load_mapped(model: Hitea, mapped: dict[str, torch.Tensor]) -> dict[str, torc
     unexpected = sorted(set(mapped) - set(own))
     bad = [k for k in mapped if k in own and tuple(own[k].shape) != tuple(mapped[k].shape)]
     if unexpected or bad:
-        raise InputError(f"release keys do not fit the model: unexpected {unexpected[:5]}, mis-shaped {bad[:5]}")
+        raise InputError(
+            f"release keys do not fit the model: unexpected {unexpected[:5]}, mis-shaped {bad[:5]}"
+        )
     missing = sorted(set(own) - set(mapped))
     from_online = [k for k in missing if k.startswith(("video_encoder_m.", "text_encoder_m."))]
     allowed = NOT_IN_RELEASE + NOT_IN_RELEASE_M
@@ -186,6 +200,7 @@ def load_mapped(model: Hitea, mapped: dict[str, torch.Tensor]) -> dict[str, torc
         state[k] = state[online].clone()
     model.load_state_dict(state, strict=True)
     if missing:
-        log.info("kept at initial values (not in the release): %d tensors, e.g. %s", len(missing), missing[:3])
+        log.info(
+            "kept at initial values (not in the release): %d tensors, e.g. %s", len(missing), missing[:3]
+        )
     return model.state_dict()
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,10 +25,11 @@ class DistInfo:
     device: torch.device
 
 
-def init_distributed(device: str = "auto") -> DistInfo:
+def init_distributed(device: str = "auto", need_group: bool = False) -> DistInfo:
     """Join the process group that torchrun describes (RANK, WORLD_SIZE, ...); gloo on CPU, nccl on GPU.
 
-    Without torchrun's variables (or with WORLD_SIZE=1) no group is created.
+    Without torchrun's variables (or with WORLD_SIZE=1) no group is created unless `need_group` (FSDP
+    needs one even for a single process).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -36,7 +38,10 @@ def init_distributed(device: str = "auto") -> DistInfo:
     dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if use_cuda:
         torch.cuda.set_device(dev)
-    if world_size > 1 and not dist.is_initialized():
+    if (world_size > 1 or need_group) and not dist.is_initialized():
+        if world_size == 1:
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ.setdefault("MASTER_PORT", str(_free_port()))
         dist.init_process_group(
             backend="nccl" if use_cuda else "gloo",
             rank=rank,
@@ -44,6 +49,12 @@ def init_distributed(device: str = "auto") -> DistInfo:
             timeout=datetime.timedelta(minutes=30),
         )
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def cleanup() -> None:

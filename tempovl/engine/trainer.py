@@ -105,7 +105,7 @@ class Trainer:
         tc = self.tc
         self.resume = resume or tc.resume
         self.out = Path(tc.output_dir)
-        self.dist = D.init_distributed(tc.device)
+        self.dist = D.init_distributed(tc.device, need_group=tc.fsdp)
         self.device = self.dist.device
         self.rank, self.world = self.dist.rank, self.dist.world_size
         self.is_main = self.rank == 0
@@ -254,7 +254,9 @@ class Trainer:
 
             osd = FSDP.optim_state_dict_to_load(self.model, self.optimizer, osd)
         self.optimizer.load_state_dict(osd)
-        self.scheduler.load_state_dict(state["scheduler"])
+        # the schedule's shape comes from the current config (e.g. a longer run); only its position is restored
+        sched = dict(state["scheduler"], lr_lambdas=[None] * len(self.optimizer.param_groups))
+        self.scheduler.load_state_dict(sched)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])

@@ -14,7 +14,7 @@ def count_parameters(preset: str) -> int:
     """Number of parameters of a model preset (``model/hero-base`` or ``hero-base``)."""
     name = preset if "/" in preset else f"model/{preset}"
     with torch.device("meta"):
-        model = build_model(load_config(name))
+        model = build_model(load_config(name)["model"])
     return sum(p.numel() for p in model.parameters())
 
 

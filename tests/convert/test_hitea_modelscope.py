@@ -29,7 +29,11 @@ def release_from(model_state: dict, fusion_stride: int, n_fusion: int, extra_fus
         elif head in ("text_encoder", "text_encoder_m", "decoder", "fusion"):
             part, _, rest2 = rest.partition(".")
             if part == "embeddings":
-                src = {"text_encoder": "text_encoder", "text_encoder_m": "text_encoder_m", "decoder": "text_decoder.bert"}[head]
+                src = {
+                    "text_encoder": "text_encoder",
+                    "text_encoder_m": "text_encoder_m",
+                    "decoder": "text_decoder.bert",
+                }[head]
                 rel[f"{src}.embeddings.{bert_name(rest2)}"] = value
             elif part == "blocks":
                 i, _, leaf = rest2.partition(".")
@@ -42,14 +46,18 @@ def release_from(model_state: dict, fusion_stride: int, n_fusion: int, extra_fus
                          "norm.weight": "transform.LayerNorm.weight", "norm.bias": "transform.LayerNorm.bias",
                          "bias": "bias"}  # fmt: skip
                 rel[f"text_decoder.cls.predictions.{names[rest2]}"] = value
-    rel["text_decoder.cls.predictions.decoder.weight"] = rel["text_decoder.bert.embeddings.word_embeddings.weight"]
+    rel["text_decoder.cls.predictions.decoder.weight"] = rel[
+        "text_decoder.bert.embeddings.word_embeddings.weight"
+    ]
     rel["text_encoder.embeddings.position_ids"] = torch.arange(64)[None]
     d = 128
     for layer in range(extra_fusion):  # leading fusion layers the release builds but never runs
         rel[f"fusion_encoder.encoder.layer.{layer}.attention.self.query.weight"] = torch.zeros(d, d)
     for j in range(n_fusion):  # the connected layers' unused cross-attention
         if fusion_stride and j and j % fusion_stride == 0:
-            rel[f"fusion_encoder.encoder.layer.{j + extra_fusion}.crossattention.self.query.weight"] = torch.zeros(d, d)
+            rel[f"fusion_encoder.encoder.layer.{j + extra_fusion}.crossattention.self.query.weight"] = (
+                torch.zeros(d, d)
+            )
     rel["fusion_encoder_m.encoder.layer.0.attention.self.query.weight"] = torch.zeros(d, d)
     return {"model": rel}
 
@@ -65,7 +73,15 @@ def release(tmp_path_factory):
     src = tmp_path_factory.mktemp("hitea_release")
     torch.save(release_from(state, fusion_stride=1, n_fusion=2), src / "pytorch_model.bin")
     (src / "config_bert.json").write_text(
-        json.dumps({"num_hidden_layers": 4, "text_encoder_layers": 2, "fusion_layers": 2, "stride_layer": 1, "text_decode_layers": 2})
+        json.dumps(
+            {
+                "num_hidden_layers": 4,
+                "text_encoder_layers": 2,
+                "fusion_layers": 2,
+                "stride_layer": 1,
+                "text_decode_layers": 2,
+            }
+        )
     )
     return src, state
 
@@ -88,12 +104,22 @@ def test_unknown_release_key_is_an_error_naming_it(release, tmp_path):
     from tempovl.config import from_dict, load_config
     from tempovl.models.hitea import HiteaConfig
 
-    cfg = from_dict(HiteaConfig, {k: v for k, v in load_config("model/hitea-tiny")["model"].items() if k != "name"})
+    cfg = from_dict(
+        HiteaConfig, {k: v for k, v in load_config("model/hitea-tiny")["model"].items() if k != "name"}
+    )
     mapped, dropped = map_release_keys(rel, cfg, 4)
-    assert "text_decoder.cls.predictions.decoder.weight" in dropped and "fusion_encoder_m.encoder.layer.0.attention.self.query.weight" in dropped
+    assert (
+        "text_decoder.cls.predictions.decoder.weight" in dropped
+        and "fusion_encoder_m.encoder.layer.0.attention.self.query.weight" in dropped
+    )
     with pytest.raises(InputError, match="text_encoder.pooler.dense.weight"):
         map_release_keys({**rel, "text_encoder.pooler.dense.weight": torch.zeros(1)}, cfg, 4)
-    untied = {**rel, "text_decoder.cls.predictions.decoder.weight": torch.zeros_like(rel["text_decoder.cls.predictions.decoder.weight"])}
+    untied = {
+        **rel,
+        "text_decoder.cls.predictions.decoder.weight": torch.zeros_like(
+            rel["text_decoder.cls.predictions.decoder.weight"]
+        ),
+    }
     with pytest.raises(InputError, match="tied"):
         map_release_keys(untied, cfg, 4)
 

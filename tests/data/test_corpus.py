@@ -185,7 +185,7 @@ def test_violin_pairs(tiny_corpus: Path):
             assert real != fake
             if " before " in real and sorted(real.split()) == sorted(fake.split()):
                 a, b = real[:-1].split(" before ")  # an order swap: "A before B" -> "B before A"
-                assert fake == sentence(f"{b[0].lower()}{b[1:]} before {a}")
+                assert fake == sentence(f"{b} before {a[0].lower()}{a[1:]}")
 
 
 def _parse_srt(text: str) -> list[tuple[float, float, str]]:

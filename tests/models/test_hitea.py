@@ -111,7 +111,12 @@ def test_generate_returns_well_formed_sequences(num_beams):
     video_long, ids, mask, _ = batch()
     for question in (None, ids):
         seqs, scores = model.generate(
-            video_long, question, mask if question is not None else None, prompt_ids=[7, 8], max_len=6, num_beams=num_beams
+            video_long,
+            question,
+            mask if question is not None else None,
+            prompt_ids=[7, 8],
+            max_len=6,
+            num_beams=num_beams,
         )
         assert seqs.shape[0] == 3 and seqs.shape[1] <= 2 + 6 and scores.shape == (3,)
         assert (seqs[:, :2] == torch.tensor([7, 8])).all()
@@ -156,9 +161,15 @@ def test_text_init_from_local_bert_matches_hugging_face():
     assert torch.allclose(ours_emb, ref[0], atol=1e-5)
     assert torch.allclose(ours[mask], ref[3][mask], atol=1e-4)  # text encoder = BERT layers 0..2
     bert = hf.state_dict()
-    assert torch.equal(model.fusion.blocks[0].mlp.fc1.weight, bert["encoder.layer.3.intermediate.dense.weight"])
-    assert torch.equal(model.decoder.blocks[1].attn.q.weight, bert["encoder.layer.1.attention.self.query.weight"])
-    assert torch.equal(model.text_encoder_m.blocks[0].attn.q.weight, model.text_encoder.blocks[0].attn.q.weight)
+    assert torch.equal(
+        model.fusion.blocks[0].mlp.fc1.weight, bert["encoder.layer.3.intermediate.dense.weight"]
+    )
+    assert torch.equal(
+        model.decoder.blocks[1].attn.q.weight, bert["encoder.layer.1.attention.self.query.weight"]
+    )
+    assert torch.equal(
+        model.text_encoder_m.blocks[0].attn.q.weight, model.text_encoder.blocks[0].attn.q.weight
+    )
 
 
 def test_text_init_rejects_mismatched_width():

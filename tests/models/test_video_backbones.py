@@ -84,6 +84,7 @@ def test_every_parameter_gets_a_gradient(kind):
         assert p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.slow  # the first non-reentrant checkpoint call costs ~1-4 s of one-time set-up in torch
 def test_mvit_grad_checkpoint_matches_plain_gradients():
     torch.manual_seed(0)
     plain = MViT(mvit_tiny_config())

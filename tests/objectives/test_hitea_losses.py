@@ -58,7 +58,11 @@ def test_mtre_head_gradient_reaches_g_only_through_the_predictor_branch():
     head = MTREHead(8, proj_dim=16, pred_dim=4)
     long_cls, short_cls = torch.randn(3, 8, requires_grad=True), torch.randn(3, 8)
     z_long = head.g(long_cls)
-    grad_via_z = torch.autograd.grad(mtre_loss(head.h(z_long).detach(), z_long, head.h(head.g(short_cls)), head.g(short_cls)), long_cls, allow_unused=True)[0]
+    grad_via_z = torch.autograd.grad(
+        mtre_loss(head.h(z_long).detach(), z_long, head.h(head.g(short_cls)), head.g(short_cls)),
+        long_cls,
+        allow_unused=True,
+    )[0]
     assert grad_via_z is None  # z_L enters only through sg(.)
     head(long_cls, short_cls).backward()
     assert all(p.grad is not None for p in head.parameters())
@@ -88,7 +92,9 @@ def test_momentum_copy_is_buffers_and_update_is_an_ema():
         twin.weight.zero_()
         twin.bias.fill_(2.0)
     momentum_update(online, twin, 0.9)
-    assert torch.allclose(twin.weight, torch.full((2, 2), 0.1)) and torch.allclose(twin.bias, torch.full((2,), 1.9))
+    assert torch.allclose(twin.weight, torch.full((2, 2), 0.1)) and torch.allclose(
+        twin.bias, torch.full((2,), 1.9)
+    )
 
 
 def test_vtc_in_batch_matches_hand_value():

@@ -1,0 +1,431 @@
+"""The on-disk moment-search index: per-frame embeddings in numpy shards, a JSON manifest, faiss on top.
+
+Layout of an index folder:
+
+    manifest.json            format/version, the encoder (spec, name, dim, fingerprint), a revision
+                             counter, every indexed video {path, size, mtime_ns, subtitles + their stamp,
+                             duration, num_frames, shard, offset}, the bad videos and their errors, and
+                             which approximate faiss index (if any) is current
+    shards/NNNNN.emb.npy     (N, d) float32 frame embeddings of the videos encoded together
+    shards/NNNNN.spans.npy   (N, 2) float32 frame spans in seconds
+    shards/NNNNN.subs.json   {video_id: [[start, end, text, speaker], ...]} for the result pages
+    approx.faiss             the approximate index (HNSW or IVF-Flat) over the live frames, if built
+
+Every file is written atomically; the manifest is rewritten after each shard, so an interrupted build
+keeps every finished shard and the next build encodes only what is missing. A video is re-encoded
+when its file or its subtitle file changes size or mtime; shards that no live video uses any more
+are deleted. The exact faiss index (IndexFlatIP) is rebuilt from the shards on load, which is a copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tempovl.data.subtitles import Sentence, read_subtitle_file
+from tempovl.errors import ConfigError, InputError
+from tempovl.io import atomic_path, write_json
+from tempovl.search.encoders import MomentEncoder, VideoEncoding, build_encoder
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tempovl-search-index"
+VERSION = 1
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+APPROX_KINDS = ("none", "hnsw", "ivf")
+
+
+@dataclass
+class BuildReport:
+    """What one `build_index` call did (video ids per outcome)."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    bad: dict[str, str] = field(default_factory=dict)  # video id -> error message
+    frames: int = 0  # frames encoded in this call
+    seconds: float = 0.0
+
+    @property
+    def encoded(self) -> int:
+        return len(self.added) + len(self.updated)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.added)} added, {len(self.updated)} re-encoded, {len(self.unchanged)} unchanged, "
+            f"{len(self.removed)} removed, {len(self.bad)} bad; {self.frames} frames in {self.seconds:.1f} s"
+        )
+
+
+# ------------------------------------------------------------------------------------ finding files
+
+
+def find_videos(inputs: list[str | os.PathLike]) -> list[tuple[str, Path]]:
+    """(video id, absolute path) of every video under `inputs` (folders searched recursively, or files).
+
+    The id is the path relative to its input folder without the suffix ("tv00001", "show/ep1"), or the
+    file stem for a file given directly. Duplicate ids are an InputError naming both files.
+    """
+    found: dict[str, Path] = {}
+    for item in inputs:
+        root = Path(item)
+        if root.is_dir():
+            pairs = [
+                (p.relative_to(root).with_suffix("").as_posix(), p)
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+            ]
+        elif root.is_file():
+            pairs = [(root.stem, root)]
+        else:
+            raise InputError(f"{root}: no such file or folder")
+        for vid, path in pairs:
+            if vid in found and found[vid] != path.resolve():
+                raise InputError(f"two videos would get the id {vid!r}: {found[vid]} and {path}")
+            found[vid] = path.resolve()
+    return sorted(found.items())
+
+
+def find_subtitles(video_id: str, video_path: Path, subtitles_dir: str | os.PathLike | None) -> Path | None:
+    """The subtitle file of a video: SUBS/{id}.srt|.vtt, else next to the video; None when absent."""
+    folders = [Path(subtitles_dir) / Path(video_id).parent] if subtitles_dir else [video_path.parent]
+    for folder in folders:
+        for suffix in SUBTITLE_SUFFIXES:
+            cand = folder / (Path(video_id).name + suffix)
+            if cand.is_file():
+                return cand.resolve()
+    return None
+
+
+def _stamp(path: Path | None) -> list[int] | None:
+    if path is None:
+        return None
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+# ------------------------------------------------------------------------------------ the manifest
+
+
+def manifest_path(index_dir: str | os.PathLike) -> Path:
+    return Path(index_dir) / "manifest.json"
+
+
+def load_manifest(index_dir: str | os.PathLike) -> dict:
+    """The manifest of an index folder; InputError when the folder is not a tempovl index."""
+    import json
+
+    path = manifest_path(index_dir)
+    if not path.is_file():
+        raise InputError(f"{index_dir}: not a search index (no manifest.json); build one with `tempovl index build`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"{path}: not a tempovl search index manifest")
+    if manifest.get("version") != VERSION:
+        raise InputError(f"{path}: index version {manifest.get('version')} (this tempovl reads {VERSION})")
+    return manifest
+
+
+def _new_manifest(encoder: MomentEncoder) -> dict:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "encoder": {
+            "spec": encoder.spec,
+            "name": encoder.name,
+            "dim": int(encoder.dim),
+            "fingerprint": encoder.fingerprint,
+        },
+        "revision": 0,
+        "next_shard": 0,
+        "videos": {},
+        "bad": {},
+        "approx": None,
+    }
+
+
+def check_encoder(manifest: dict, encoder: MomentEncoder, where: str) -> None:
+    """ConfigError unless `encoder` is the one the index was built with (same dim and fingerprint)."""
+    want = manifest["encoder"]
+    if int(encoder.dim) != int(want["dim"]) or encoder.fingerprint != want["fingerprint"]:
+        raise ConfigError(
+            f"{where}: the index was built with encoder {want['spec']!r} (dim {want['dim']}, fingerprint "
+            f"{want['fingerprint']}), not {encoder.spec!r} (dim {encoder.dim}, fingerprint "
+            f"{encoder.fingerprint}); use a new index folder"
+        )
+
+
+def _shard_files(index_dir: Path, shard: int) -> dict[str, Path]:
+    base = index_dir / "shards" / f"{shard:05d}"
+    return {"emb": Path(f"{base}.emb.npy"), "spans": Path(f"{base}.spans.npy"), "subs": Path(f"{base}.subs.json")}
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _write_shard(index_dir: Path, shard: int, batch: list[tuple[str, VideoEncoding, list[Sentence]]]) -> None:
+    files = _shard_files(index_dir, shard)
+    _save_npy(files["emb"], np.concatenate([enc.frame_embs for _, enc, _ in batch]).astype(np.float32))
+    _save_npy(files["spans"], np.concatenate([enc.frame_spans for _, enc, _ in batch]).astype(np.float32))
+    subs = {vid: [[s.start, s.end, s.text, s.speaker] for s in sents] for vid, _, sents in batch}
+    write_json(files["subs"], subs, indent=None)
+
+
+def _collect_garbage(index_dir: Path, manifest: dict) -> None:
+    """Delete shard files no live video points to (replaced videos, or leftovers of a killed build)."""
+    live = {f"{v['shard']:05d}" for v in manifest["videos"].values()}
+    for path in sorted((index_dir / "shards").glob("*")):
+        if path.name.split(".")[0] not in live:
+            path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ build
+
+
+def build_index(
+    videos: list[str | os.PathLike],
+    out: str | os.PathLike,
+    encoder: MomentEncoder | str,
+    subtitles_dir: str | os.PathLike | None = None,
+    skip_bad: bool = False,
+    approx: str = "hnsw",
+    shard_size: int = 32,
+    progress: bool = True,
+) -> BuildReport:
+    """Encode every new or changed video under `videos` into the index at `out` (created if needed).
+
+    Videos already indexed with the same file size and mtime (and subtitles) are kept as they are;
+    indexed videos whose file is gone are dropped. A video that cannot be read or whose subtitles are
+    malformed raises InputError after the finished work is saved, or with `skip_bad` is listed in
+    `report.bad` (and the manifest's "bad") and skipped. Ends by building the `approx` faiss index.
+    """
+    if approx not in APPROX_KINDS:
+        raise ConfigError(f"--approx {approx!r}: expected one of {list(APPROX_KINDS)}")
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be >= 1, got {shard_size}")
+    started = time.perf_counter()
+    out = Path(out)
+    if isinstance(encoder, str):
+        encoder = build_encoder(encoder)
+    if manifest_path(out).exists():
+        manifest = load_manifest(out)
+        check_encoder(manifest, encoder, str(out))
+    else:
+        manifest = _new_manifest(encoder)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    report = BuildReport()
+
+    found = find_videos(videos)
+    indexed = manifest["videos"]
+    for vid in sorted(indexed):
+        if not Path(indexed[vid]["path"]).is_file():
+            report.removed.append(vid)
+            del indexed[vid]
+    todo = []
+    for vid, path in found:
+        subs_path = find_subtitles(vid, path, subtitles_dir)
+        entry = indexed.get(vid)
+        if (
+            entry is not None
+            and entry["path"] == str(path)
+            and [entry["size"], entry["mtime_ns"]] == _stamp(path)
+            and entry["subtitles"] == (str(subs_path) if subs_path else None)
+            and entry["subtitles_stamp"] == _stamp(subs_path)
+        ):
+            report.unchanged.append(vid)
+        else:
+            todo.append((vid, path, subs_path, entry is not None))
+
+    batch: list[tuple[str, VideoEncoding, list[Sentence]]] = []
+    pending: dict[str, dict] = {}
+
+    def flush() -> None:
+        if not batch:
+            return
+        shard = manifest["next_shard"]
+        _write_shard(out, shard, batch)
+        offset = 0
+        for vid, enc, _ in batch:
+            pending[vid].update(shard=shard, offset=offset, num_frames=len(enc.frame_embs))
+            offset += len(enc.frame_embs)
+            indexed[vid] = pending.pop(vid)
+            manifest["bad"].pop(vid, None)
+        manifest["next_shard"] = shard + 1
+        manifest["revision"] += 1
+        write_json(manifest_path(out), manifest)
+        batch.clear()
+
+    try:
+        bar = tqdm(todo, desc=f"index {encoder.name}", unit="video", disable=not progress)
+        for vid, path, subs_path, known in bar:
+            try:
+                sentences = read_subtitle_file(subs_path) if subs_path else []
+                enc = encoder.encode_video(path, sentences)
+                _check_encoding(enc, encoder.dim, path)
+            except InputError as e:
+                if not skip_bad:
+                    raise
+                log.warning("index: skipping %s: %s", path, e)
+                report.bad[vid] = str(e)
+                manifest["bad"][vid] = {"path": str(path), "error": str(e)}
+                continue
+            (report.updated if known else report.added).append(vid)
+            report.frames += len(enc.frame_embs)
+            pending[vid] = {
+                "path": str(path),
+                "size": _stamp(path)[0],
+                "mtime_ns": _stamp(path)[1],
+                "subtitles": str(subs_path) if subs_path else None,
+                "subtitles_stamp": _stamp(subs_path),
+                "duration": float(enc.duration),
+            }
+            batch.append((vid, enc, sentences))
+            if len(batch) >= shard_size:
+                flush()
+    finally:
+        flush()  # keep what is done, also when interrupted or on a bad video
+        if report.removed or report.bad:
+            manifest["revision"] += 1
+        write_json(manifest_path(out), manifest)
+        _collect_garbage(out, manifest)
+    if approx != "none":
+        current = manifest.get("approx") or {}
+        if current.get("kind") != approx or current.get("revision") != manifest["revision"]:
+            write_approx_index(out, approx, manifest)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_encoding(enc: VideoEncoding, dim: int, path: Path) -> None:
+    """A bug in an encoder must not end up in the index: shapes and finiteness are checked."""
+    num = len(enc.frame_embs)
+    if enc.frame_embs.shape != (num, dim) or enc.frame_spans.shape != (num, 2) or num == 0:
+        raise InputError(
+            f"{path}: encoder returned frame_embs {enc.frame_embs.shape} and frame_spans "
+            f"{enc.frame_spans.shape}; expected (T, {dim}) and (T, 2) with T >= 1"
+        )
+    if not np.isfinite(enc.frame_embs).all():
+        raise InputError(f"{path}: encoder returned non-finite frame embeddings")
+
+
+# ------------------------------------------------------------------------------- reading + faiss
+
+
+@dataclass
+class IndexData:
+    """The live frames of an index, in a fixed order (videos sorted by id, frames in time order).
+
+    frame_embs (N, d) float32, frame_spans (N, 2) float32, frame_video (N,) int32 = video number,
+    video_offsets (V + 1,) int64: the frames of video v are rows video_offsets[v]:video_offsets[v + 1].
+    """
+
+    index_dir: Path
+    manifest: dict
+    video_ids: list[str]
+    frame_embs: np.ndarray
+    frame_spans: np.ndarray
+    frame_video: np.ndarray
+    video_offsets: np.ndarray
+
+    @classmethod
+    def load(cls, index_dir: str | os.PathLike) -> IndexData:
+        index_dir = Path(index_dir)
+        manifest = load_manifest(index_dir)
+        videos = manifest["videos"]
+        video_ids = sorted(videos)
+        dim = int(manifest["encoder"]["dim"])
+        shards: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        embs, spans, counts = [], [], []
+        for vid in video_ids:
+            entry = videos[vid]
+            shard = int(entry["shard"])
+            if shard not in shards:
+                files = _shard_files(index_dir, shard)
+                try:
+                    shards[shard] = (np.load(files["emb"], mmap_mode="r"), np.load(files["spans"], mmap_mode="r"))
+                except (OSError, ValueError) as e:
+                    raise InputError(f"{files['emb']}: cannot read index shard ({e})") from None
+            emb, span = shards[shard]
+            lo, hi = int(entry["offset"]), int(entry["offset"]) + int(entry["num_frames"])
+            if emb.ndim != 2 or emb.shape[1] != dim or hi > len(emb) or hi > len(span):
+                raise InputError(
+                    f"{_shard_files(index_dir, shard)['emb']}: shard of shape {emb.shape} does not hold "
+                    f"rows {lo}:{hi} of dim {dim} for video {vid!r}; rebuild the index"
+                )
+            embs.append(emb[lo:hi])
+            spans.append(span[lo:hi])
+            counts.append(hi - lo)
+        frame_embs = np.ascontiguousarray(np.concatenate(embs) if embs else np.zeros((0, dim)), dtype=np.float32)
+        frame_spans = np.concatenate(spans).astype(np.float32) if spans else np.zeros((0, 2), np.float32)
+        counts_arr = np.asarray(counts, dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts_arr)]).astype(np.int64)  # (V + 1,)
+        frame_video = np.repeat(np.arange(len(video_ids), dtype=np.int32), counts_arr)  # (N,)
+        return cls(index_dir, manifest, video_ids, frame_embs, frame_spans, frame_video, offsets)
+
+    def subtitles(self, video_id: str) -> list[list]:
+        """[[start, end, text, speaker], ...] of an indexed video."""
+        import json
+
+        entry = self.manifest["videos"][video_id]
+        path = _shard_files(self.index_dir, int(entry["shard"]))["subs"]
+        return json.loads(path.read_text(encoding="utf-8")).get(video_id, [])
+
+
+def build_faiss(kind: str, frame_embs: np.ndarray, seed: int = 0):
+    """A faiss inner-product index over frame_embs (N, d): "exact" (flat), "hnsw" or "ivf" (IVF-Flat).
+
+    HNSW: 32 links per node, efConstruction 80. IVF: about 4 sqrt(N) lists (at least 39 training
+    points each), k-means on a seeded sample of at most 256 points per list; nprobe is set at search.
+    """
+    import faiss
+
+    frame_embs = np.ascontiguousarray(frame_embs, dtype=np.float32)
+    num, dim = frame_embs.shape
+    if kind == "exact":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    elif kind == "ivf":
+        nlist = max(1, min(int(4 * math.sqrt(max(num, 1))), num // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        sample = frame_embs
+        if num > 256 * nlist:
+            rows = np.sort(np.random.default_rng(seed).choice(num, 256 * nlist, replace=False))
+            sample = frame_embs[rows]
+        if num:
+            index.train(sample)
+    else:
+        raise ConfigError(f"faiss index kind {kind!r}: expected exact, hnsw or ivf")
+    if num:
+        index.add(frame_embs)
+    return index
+
+
+def write_approx_index(index_dir: str | os.PathLike, kind: str, manifest: dict | None = None) -> None:
+    """Build the approximate index over the live frames and record it in the manifest."""
+    import faiss
+
+    index_dir = Path(index_dir)
+    data = IndexData.load(index_dir)
+    manifest = manifest or data.manifest
+    index = build_faiss(kind, data.frame_embs)
+    with atomic_path(index_dir / "approx.faiss") as tmp:
+        faiss.write_index(index, str(tmp))
+    manifest["approx"] = {"kind": kind, "file": "approx.faiss", "revision": manifest["revision"]}
+    write_json(manifest_path(index_dir), manifest)
