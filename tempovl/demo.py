@@ -47,10 +47,12 @@ def validate_step(corpus: Path) -> str:
     return "all annotation files valid"
 
 
-def features_step(corpus: Path, out: Path, extractor: str) -> str:
+def features_step(corpus: Path, out: Path, extractor: str, size: int) -> str:
     from tempovl.data.features.extract import extract_features, find_videos
 
-    report = extract_features(find_videos(corpus / "videos"), out, extractor=extractor, interval=1.5)
+    report = extract_features(
+        find_videos(corpus / "videos"), out, extractor=extractor, interval=1.5, size=size
+    )
     return f"{report.total} videos in the feature store {out} ({extractor})"
 
 
@@ -58,9 +60,12 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     corpus, features = out / "corpus", out / "features"
     t0 = time.perf_counter()
-    _step(f"1. demo corpus (preset {args.preset}, seed {args.seed})", lambda: make_corpus_step(corpus, args.preset, args.seed))
+    _step(
+        f"1. demo corpus (preset {args.preset}, seed {args.seed})",
+        lambda: make_corpus_step(corpus, args.preset, args.seed),
+    )
     _step("2. validate annotations", lambda: validate_step(corpus))
-    _step("3. frame features", lambda: features_step(corpus, features, args.extractor))
+    _step("3. frame features", lambda: features_step(corpus, features, args.extractor, args.size))
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}")
     return 0
 
@@ -70,4 +75,7 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--preset", default="demo", help="corpus preset (tiny for a quick look)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--extractor", default="mobilenet_v2+motion", help="frame feature extractor spec")
+    parser.add_argument(
+        "--size", type=int, default=128, help="frame size for the 2D backbone (the demo videos are 128x128)"
+    )
     parser.set_defaults(func=run)

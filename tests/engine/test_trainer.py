@@ -175,3 +175,27 @@ def test_cli_train_and_finetune(tmp_path, capsys):
     ]
     assert main(ft + ["--out", str(tmp_path / "ft")]) == 0
     assert load_config("task/toy")["task"]["name"] == "toy"
+
+
+def test_eval_best_checkpoint_tensorboard_and_longer_resume(toy_cfg):
+    best = {"name": "accuracy", "mode": "max"}
+    cfg = toy_cfg("ev", max_steps=6, eval_every=2, save_every=3, keep_last=1, best_metric=best, tensorboard=True)
+    cfg["train"].update(schedule="linear", warmup_steps=0, log_every=2)
+    result = train(cfg)
+    out = result.checkpoint.parent
+    evals = [json.loads(line) for line in open(out / "eval.jsonl")]
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    top = max(evals, key=lambda e: e["accuracy"])  # first of equals wins: later ties do not replace it
+    assert result.best == {"name": "accuracy", "mode": "max", "value": top["accuracy"], "step": top["step"]}
+    best_state = torch.load(out / "best" / "trainer.pt", weights_only=False)
+    assert best_state["step"] == top["step"]
+    assert [p.name for p in out.iterdir() if p.name.startswith("ckpt-")] == ["ckpt-0000006"]
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert [json.loads(line)["step"] for line in open(out / "metrics.jsonl")] == [1, 2, 4, 6]
+
+    # a longer run: the schedule follows the new config (linear over 10 steps), the position is restored
+    cfg["train"]["max_steps"] = 10
+    train(cfg, resume=True)
+    rows = {r[0]: r[3] for r in losses(out)}
+    assert rows[8] == pytest.approx(1e-3 * (1 - 7 / 10))
+    assert sorted(rows) == [1, 2, 4, 6, 8, 10]

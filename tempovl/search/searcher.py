@@ -1,0 +1,247 @@
+"""Text in, moments out: VCMR-style search over an index (HERO appendix A.3/A.6, TVR's protocol).
+
+1. The query is encoded once; faiss returns its top frames (exact IndexFlatIP, or the approximate
+   index). A video's global score is the max over its frames of the query-frame similarity.
+2. The `top_videos` best videos (score, then video id, so ties are deterministic) are kept.
+3. Inside each, the encoder gives start/end probabilities over frames; every span [i, j] with
+   i <= j and a length of at most `max_moment_s` gets st[i] * ed[j], and its `per_video` best spans
+   become candidates with score exp(video_temperature * video_score) * st[i] * ed[j] (TVR/HERO:
+   the video score times the moment probability, so a moment in a better video ranks higher).
+4. Temporal NMS at tIoU 0.5 inside each video (tempovl.metrics.moment.nms_moments); the best k remain.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tempovl.errors import InputError
+from tempovl.metrics.moment import nms_moments
+from tempovl.search.encoders import MomentEncoder, build_encoder
+from tempovl.search.index import IndexData, build_faiss, check_encoder
+
+
+@dataclass
+class Hit:
+    """One retrieved moment. `video_idx` is the video's number in the index (the HTTP id)."""
+
+    rank: int
+    video: str
+    video_idx: int
+    path: str
+    start: float
+    end: float
+    score: float
+    video_score: float
+    duration: float
+    subtitles: list[dict] = field(default_factory=list)  # {start, end, text, speaker} near the moment
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Searcher:
+    """Search an index folder: `Searcher(index_dir).search("where does Dana say hello", k=10)`.
+
+    `encoder` defaults to the one recorded in the index manifest; one given explicitly must match it.
+    Thread-safe for concurrent `search` calls; results are deterministic.
+    """
+
+    def __init__(
+        self,
+        index_dir: str | os.PathLike,
+        encoder: MomentEncoder | None = None,
+        top_videos: int = 20,
+        per_video: int = 10,
+        max_moment_s: float = 30.0,
+        video_temperature: float = 20.0,
+        nprobe: int = 16,
+        context_s: float = 5.0,
+    ):
+        self.index_dir = Path(index_dir)
+        self.data = IndexData.load(self.index_dir)
+        self.manifest = self.data.manifest
+        self.encoder = encoder if encoder is not None else build_encoder(self.manifest["encoder"]["spec"])
+        check_encoder(self.manifest, self.encoder, str(self.index_dir))
+        self.top_videos = top_videos
+        self.per_video = per_video
+        self.max_moment_s = max_moment_s
+        self.video_temperature = video_temperature
+        self.nprobe = nprobe
+        self.context_s = context_s
+        self._exact = build_faiss("exact", self.data.frame_embs)
+        self._approx = None
+        self._lock = threading.Lock()
+        self._subtitles: dict[str, list[dict]] = {}
+
+    @property
+    def num_videos(self) -> int:
+        return len(self.data.video_ids)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.data.frame_embs)
+
+    def video_path(self, video_idx: int) -> Path:
+        """The indexed file of video number `video_idx` (IndexError when out of range)."""
+        if not 0 <= video_idx < self.num_videos:
+            raise IndexError(video_idx)
+        return Path(self.manifest["videos"][self.data.video_ids[video_idx]]["path"])
+
+    def _approx_index(self):
+        """The approximate index on disk if it is current, else an HNSW built now (and kept)."""
+        with self._lock:
+            if self._approx is None:
+                import faiss
+
+                info = self.manifest.get("approx") or {}
+                path = self.index_dir / str(info.get("file", "approx.faiss"))
+                if info.get("revision") == self.manifest["revision"] and path.is_file():
+                    self._approx = faiss.read_index(str(path))
+                else:
+                    self._approx = build_faiss("hnsw", self.data.frame_embs)
+            return self._approx
+
+    def video_scores(self, query_vec: np.ndarray, approx: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(video numbers, global scores) of the best `top_videos` videos, best first.
+
+        Frames are fetched from faiss in growing batches until `top_videos` distinct videos are seen
+        (or every frame is), so the per-video max is exact for every returned video under exact search.
+        """
+        index = self._approx_index() if approx else self._exact
+        num = self.num_frames
+        want = min(self.top_videos, self.num_videos)
+        frame_k = min(num, max(256, 16 * want))
+        query = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)  # (1, d)
+        while True:
+            if hasattr(index, "nprobe"):
+                index.nprobe = min(self.nprobe, index.nlist)
+            if hasattr(index, "hnsw"):
+                index.hnsw.efSearch = max(64, frame_k)
+            sims, rows = index.search(query, frame_k)  # (1, frame_k) each
+            sims, rows = sims[0], rows[0]
+            keep = rows >= 0
+            sims, rows = sims[keep], rows[keep]
+            videos = self.data.frame_video[rows]
+            best: dict[int, float] = {}
+            for v, s in zip(videos.tolist(), sims.tolist()):
+                if v not in best:  # faiss returns frames best first
+                    best[v] = s
+            if len(best) >= want or frame_k >= num:
+                break
+            frame_k = min(num, frame_k * 4)
+        order = sorted(best.items(), key=lambda vs: (-vs[1], self.data.video_ids[vs[0]]))[:want]
+        return (
+            np.array([v for v, _ in order], dtype=np.int64),
+            np.array([s for _, s in order], dtype=np.float64),
+        )
+
+    def _moments(self, query_vec: np.ndarray, video: int, video_score: float) -> list[list[float]]:
+        """The `per_video` best [video, start, end, score] rows of one video."""
+        lo, hi = self.data.video_offsets[video], self.data.video_offsets[video + 1]
+        frame_embs = self.data.frame_embs[lo:hi]  # (T, d)
+        spans = self.data.frame_spans[lo:hi].astype(np.float64)  # (T, 2)
+        st_probs, ed_probs = self.encoder.localize(query_vec, frame_embs)
+        pair = np.outer(st_probs, ed_probs)  # (T, T): start i, end j
+        length = spans[None, :, 1] - spans[:, None, 0]  # (T, T) seconds from start i to end j
+        valid = np.triu(np.ones_like(pair, dtype=bool)) & (length <= self.max_moment_s + 1e-6)
+        valid |= np.eye(len(pair), dtype=bool)  # a single frame is always a valid moment
+        pair = np.where(valid, pair, -1.0).reshape(-1)  # (T * T,)
+        top = np.argsort(-pair, kind="stable")[: self.per_video]
+        top = top[pair[top] >= 0]
+        weight = math.exp(self.video_temperature * video_score)
+        num = len(spans)
+        return [
+            [float(video), float(spans[t // num, 0]), float(spans[t % num, 1]), float(pair[t] * weight)]
+            for t in top
+        ]
+
+    def search(self, query: str, k: int = 10, approx: bool = False) -> list[Hit]:
+        """The k best moments for `query`, best first (rank 1 = best)."""
+        if not isinstance(query, str) or not query.strip():
+            raise InputError("search: the query is empty")
+        if k < 1:
+            raise InputError(f"search: k must be >= 1, got {k}")
+        if self.num_frames == 0:
+            return []
+        query_vec = self.encoder.encode_query([query.strip()])[0]  # (d,)
+        return self.search_vector(query_vec, k=k, approx=approx)
+
+    def search_vector(self, query_vec: np.ndarray, k: int = 10, approx: bool = False) -> list[Hit]:
+        """`search` for an already encoded query (d,)."""
+        videos, scores = self.video_scores(query_vec, approx=approx)
+        rows: list[list[float]] = []
+        for video, score in zip(videos.tolist(), scores.tolist()):
+            rows.extend(self._moments(query_vec, video, score))
+        rows.sort(key=lambda r: -r[3])  # stable: ties keep video order
+        kept = nms_moments(rows, threshold=0.5, max_before=len(rows), max_after=k)
+        score_of = dict(zip(videos.tolist(), scores.tolist()))
+        return [self._hit(rank, row, score_of[int(row[0])]) for rank, row in enumerate(kept, 1)]
+
+    def _hit(self, rank: int, row: list[float], video_score: float) -> Hit:
+        video = int(row[0])
+        vid = self.data.video_ids[video]
+        entry = self.manifest["videos"][vid]
+        start, end = round(row[1], 3), round(row[2], 3)
+        near = [
+            s for s in self.subtitles(vid) if s["end"] >= start - self.context_s and s["start"] <= end + self.context_s
+        ]
+        return Hit(
+            rank=rank,
+            video=vid,
+            video_idx=video,
+            path=entry["path"],
+            start=start,
+            end=end,
+            score=float(row[3]),
+            video_score=float(video_score),
+            duration=float(entry["duration"]),
+            subtitles=near,
+        )
+
+    def subtitles(self, video_id: str) -> list[dict]:
+        """Every subtitle sentence of an indexed video as {start, end, text, speaker} (cached)."""
+        with self._lock:
+            if video_id not in self._subtitles:
+                self._subtitles[video_id] = [
+                    {"start": s, "end": e, "text": t, "speaker": sp} for s, e, t, sp in self.data.subtitles(video_id)
+                ]
+            return self._subtitles[video_id]
+
+
+def video_recall(hits_per_query: dict, ground_truth: list[dict], ks: tuple[int, ...] = (1, 5, 10)) -> dict:
+    """Video-level R@K (%) : share of queries whose video ("vid_name") is among the first K hits.
+
+    hits_per_query: {desc_id: [video id, ...] best first} (Hit objects or dicts with "video" work too).
+    """
+    if not ground_truth:
+        raise InputError("video_recall: no queries")
+    out = {}
+    for k in ks:
+        found = 0
+        for gt in ground_truth:
+            ranked = [h if isinstance(h, str) else (h["video"] if isinstance(h, dict) else h.video) for h in hits_per_query.get(gt["desc_id"], [])]
+            found += gt["vid_name"] in ranked[:k]
+        out[f"r{k}"] = round(100.0 * found / len(ground_truth), 2)
+    return out
+
+
+def tvr_submission(searcher: Searcher, queries: list[dict], k: int = 100, approx: bool = False) -> dict:
+    """Run TVR-format queries ({"desc_id", "desc", ...}) and return a TVR submission (VCMR + VR lists),
+    ready for `tempovl.metrics.moment.eval_tvr`."""
+    video2idx = {vid: i for i, vid in enumerate(searcher.data.video_ids)}
+    vcmr, vr = [], []
+    for q in queries:
+        hits = searcher.search(q["desc"], k=k, approx=approx)
+        vcmr.append({"desc_id": q["desc_id"], "predictions": [[h.video_idx, h.start, h.end, h.score] for h in hits]})
+        seen: list[Hit] = []
+        for h in hits:
+            if all(h.video_idx != s.video_idx for s in seen):
+                seen.append(h)
+        vr.append({"desc_id": q["desc_id"], "predictions": [[h.video_idx, 0.0, 0.0, h.video_score] for h in seen]})
+    return {"video2idx": video2idx, "VCMR": vcmr, "VR": vr}
