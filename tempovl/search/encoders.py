@@ -116,6 +116,9 @@ class MiniLM:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         if model_path is None:
             try:
@@ -176,15 +179,17 @@ class SubtitleEncoder:
 
     - Frames every `frame_interval` s (1.5 s, HERO's TV rate); the last frame ends at the duration.
     - A frame that overlaps subtitle sentences gets the overlap-weighted mean of their embeddings
-      (speaker prefix included: "DANA: hello, Eve"), renormalised to unit norm.
+      (speaker prefix included: "DANA: hello, Eve"), scaled to unit norm when speech covers at least
+      half of the frame, and down to `silence_weight` as that coverage goes to 0 (a line that only
+      grazes a frame does not make the frame a full match).
     - A frame with no speech gets the embedding of the nearest sentence in time, down-weighted to
       norm `silence_weight * exp(-gap / silence_decay_s)` (gap = seconds between the frame and that
       sentence), so a match can spill a little into the pauses around a line but never outranks the
       line itself. A video without any subtitle has all-zero frames: it matches nothing.
     - Localisation: the similarity profile sim = frame_embs @ q is smoothed with (0.2, 0.6, 0.2);
-      start logits are 2 p[t] - p[t-1] (a high frame right after a low one: a rising edge), end logits
-      2 p[t] - p[t+1] (a falling edge), with 0 outside the video; probabilities are their softmax at
-      temperature `temperature`.
+      start logits are 2 p[t] - p[t-1] (level plus rising edge: a high frame right after a low one),
+      end logits 2 p[t] - p[t+1] (level plus falling edge), the profile repeated at the video's ends
+      (no edge there); probabilities are their softmax at temperature `temperature`.
     """
 
     name = "subtitle-minilm"
@@ -233,7 +238,9 @@ class SubtitleEncoder:
         sent = np.array([[s.start, s.end] for s in subtitles], dtype=np.float64)  # (S, 2)
         inter = np.minimum(spans[:, None, 1], sent[None, :, 1]) - np.maximum(spans[:, None, 0], sent[None, :, 0])
         overlap = np.clip(inter, 0, None)  # (T, S) seconds of overlap
-        frame_embs = _l2norm(overlap @ sent_embs)  # (T, d)
+        coverage = overlap.sum(1) / np.maximum(spans[:, 1] - spans[:, 0], 1e-6)  # (T,) share of speech
+        norm = self.silence_weight + (1 - self.silence_weight) * np.minimum(1.0, 2 * coverage)  # (T,)
+        frame_embs = _l2norm(overlap @ sent_embs) * norm[:, None].astype(np.float32)  # (T, d)
         silent = overlap.sum(1) <= 0  # (T,)
         if silent.any():
             gap = -inter[silent]  # (T_silent, S) seconds between frame and sentence
@@ -249,9 +256,9 @@ class SubtitleEncoder:
         sim = np.asarray(frame_embs, dtype=np.float64) @ np.asarray(query_vec, dtype=np.float64)  # (T,)
         padded = np.pad(sim, 1, mode="edge")  # (T + 2,)
         profile = 0.2 * padded[:-2] + 0.6 * padded[1:-1] + 0.2 * padded[2:]  # (T,)
-        outside = np.pad(profile, 1, constant_values=0.0)  # (T + 2,) 0 similarity beyond the video
-        start_logits = 2 * profile - outside[:-2]
-        end_logits = 2 * profile - outside[2:]
+        around = np.pad(profile, 1, mode="edge")  # (T + 2,) no edge at the video's ends
+        start_logits = 2 * profile - around[:-2]
+        end_logits = 2 * profile - around[2:]
         return _softmax(self.temperature * start_logits), _softmax(self.temperature * end_logits)
 
 

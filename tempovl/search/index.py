@@ -35,6 +35,7 @@ from tempovl.io import atomic_path, write_json
 from tempovl.search.encoders import MomentEncoder, VideoEncoding, build_encoder
 
 log = logging.getLogger(__name__)
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines would mix into CLI output
 
 FORMAT = "tempovl-search-index"
 VERSION = 1

@@ -5,8 +5,10 @@
 2. The `top_videos` best videos (score, then video id, so ties are deterministic) are kept.
 3. Inside each, the encoder gives start/end probabilities over frames; every span [i, j] with
    i <= j and a length of at most `max_moment_s` gets st[i] * ed[j], and its `per_video` best spans
-   become candidates with score exp(video_temperature * video_score) * st[i] * ed[j] (TVR/HERO:
-   the video score times the moment probability, so a moment in a better video ranks higher).
+   become candidates ranked by exp(video_temperature * video_score) * st[i] * ed[j] (TVR/HERO:
+   the video score times the moment probability, so a moment in a better video ranks higher). The
+   reported score is its log divided by video_temperature: video_score + log(st * ed) / temperature,
+   the same order on a readable scale (the video's cosine minus a localisation penalty).
 4. Temporal NMS at tIoU 0.5 inside each video (tempovl.metrics.moment.nms_moments); the best k remain.
 """
 
@@ -154,10 +156,14 @@ class Searcher:
         pair = np.where(valid, pair, -1.0).reshape(-1)  # (T * T,)
         top = np.argsort(-pair, kind="stable")[: self.per_video]
         top = top[pair[top] >= 0]
-        weight = math.exp(self.video_temperature * video_score)
         num = len(spans)
         return [
-            [float(video), float(spans[t // num, 0]), float(spans[t % num, 1]), float(pair[t] * weight)]
+            [
+                float(video),
+                float(spans[t // num, 0]),
+                float(spans[t % num, 1]),
+                video_score + math.log(max(pair[t], 1e-300)) / self.video_temperature,
+            ]
             for t in top
         ]
 

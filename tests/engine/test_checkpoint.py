@@ -59,7 +59,6 @@ def test_killed_write_leaves_nothing_resumable(tmp_path):
     (partial / ckpt.MODEL_FILE).write_bytes(b"x")
     (tmp_path / "latest").write_text("ckpt-0000008\n")
     assert ckpt.find_resumable(tmp_path) == good
-    assert (tmp_path / "ckpt-0000002" / "latest").exists() is False
 
 
 def test_keep_last_prunes_oldest(tmp_path):

@@ -179,7 +179,9 @@ def test_cli_train_and_finetune(tmp_path, capsys):
 
 def test_eval_best_checkpoint_tensorboard_and_longer_resume(toy_cfg):
     best = {"name": "accuracy", "mode": "max"}
-    cfg = toy_cfg("ev", max_steps=6, eval_every=2, save_every=3, keep_last=1, best_metric=best, tensorboard=True)
+    cfg = toy_cfg(
+        "ev", max_steps=6, eval_every=2, save_every=3, keep_last=1, best_metric=best, tensorboard=True
+    )
     cfg["train"].update(schedule="linear", warmup_steps=0, log_every=2)
     result = train(cfg)
     out = result.checkpoint.parent

@@ -1,0 +1,330 @@
+"""HERO pre-training data: clips of frame features with their aligned, tokenised subtitles, and the
+per-sub-task batch builders (MLM, MFM, FOM, VSM) that follow the official HERO code
+(linjieli222/HERO ``data/{mlm,mfm,fom,vsm}.py``).
+
+A clip item is a video id, its frame features ``(T, F)`` from the feature store (the first
+``max_frames`` frames) and its cross-modal units (``tempovl.data.align.cross_modal_units``): every
+subtitle group with the frames it owns, plus an empty-text unit per run of frames that no sentence
+covers. Each unit becomes one group of :func:`tempovl.models.hero.pack_clips`: ``[SEP] + tokens``
+(``[CLS] + tokens`` for MLM, as the official ``create_mlm_io``).
+
+Sub-task batches (all randomness comes from an optional ``torch.Generator``, so evaluation can fix it):
+
+* ``mlm``: per group, 15 % of the sentence tokens chosen (at least one per non-empty group), 80 % of
+  them ``[MASK]``, 10 % a random word, 10 % unchanged; ``mlm_labels`` in the packed layout.
+* ``mffr`` / ``mnce``: ``frame_masked (B, T)``, 15 % of the real frames of each clip (at least one).
+  The features stay unmasked in the batch: they are the targets, and the model zeroes masked frames.
+* ``fom``: 15 % of the real frames permuted among their positions; ``frame_order`` and ``fom_targets``.
+* ``vsm``: up to ``query_per_video`` subtitle groups per clip become queries (``[CLS] + tokens``), and
+  are removed from the clip's subtitle input (their frames stay, with an empty text); the list is
+  padded to exactly ``query_per_video`` by repeating queries, as the official code does. Targets are the
+  query's first frame and ``min(max(first + 1, last), T - 1)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from tempovl.data.align import align, cross_modal_units, frame_spans
+from tempovl.data.features.store import FeatureStore
+from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles
+from tempovl.data.tokenizer import load_tokenizer
+from tempovl.errors import ConfigError, InputError
+from tempovl.models.hero import pack_clips
+from tempovl.objectives.masked import IGNORE, mask_tokens
+from tempovl.objectives.order import shuffle_frames
+
+SUBTASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
+
+
+@dataclass
+class DataConfig:
+    """The ``data:`` section: where the corpus and features are, and how clips are cut."""
+
+    corpus: str = "runs/demo/corpus"
+    features: str = "runs/demo/features"
+    tokenizer: str | None = None  # local tokenizer directory; None = the MiniLM WordPiece
+    subtitles: Literal["srt", "tvr"] = "srt"  # subtitles/{vid}.srt or annotations/tvr_subtitles.jsonl
+    splits: dict[str, list[str]] = field(
+        default_factory=lambda: {"train": ["pretrain", "train"], "val": ["val"], "test": ["test"]}
+    )
+    max_frames: int = 100  # frames per clip (the first ones); <= model.max_clip_len
+    max_sentence_tokens: int = 60  # per subtitle group and per query (official max_txt_len)
+    max_videos: int | None = None  # per split, for quick runs
+
+
+@dataclass
+class TextSpecials:
+    """Special token ids of the tokenizer and the id range of the MLM random-word replacement."""
+
+    cls: int
+    sep: int
+    mask: int
+    pad: int
+    random_range: tuple[int, int]
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> TextSpecials:
+        """Random words come from the longest run of ids that are neither special nor ``[unused]``-style."""
+        tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        special = set(tokenizer.all_special_ids)
+        best, start = (0, 0), None
+        for i, tok in enumerate([*tokens, None]):
+            normal = tok is not None and i not in special and not (tok[:1] in "[<" and tok[-1:] in "]>")
+            if normal and start is None:
+                start = i
+            elif not normal and start is not None:
+                best = max(best, (start, i), key=lambda r: r[1] - r[0])
+                start = None
+        return cls(
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.mask_token_id,
+            tokenizer.pad_token_id,
+            best,
+        )
+
+
+@dataclass
+class Unit:
+    """One cross-modal input unit: sentence tokens (no special tokens) and the frames it owns."""
+
+    tokens: list[int]
+    frame_ids: list[int]
+    is_sentence: bool  # has subtitle text: a VSM query candidate
+
+
+def read_splits(corpus: Path) -> dict[str, list[str]]:
+    path = corpus / "splits.json"
+    try:
+        splits = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the corpus splits ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(splits, dict):
+        raise InputError(f"{path}: expected an object of split -> video ids")
+    return splits
+
+
+def clip_units(
+    sentences: Sequence[Sentence], num_frames: int, interval: float, tokenize, max_tokens: int
+) -> list[Unit]:
+    """Align `sentences` to the first `num_frames` frames (HERO A.4) and tokenise every unit.
+
+    Sentences that start after the last frame are dropped first, so that cutting a clip does not
+    merge all later dialogue into its last group."""
+    spans = frame_spans(num_frames, interval)
+    end = num_frames * interval
+    kept = [s for s in sentences if s.start < end]
+    units = cross_modal_units(align(spans, kept), spans)
+    return [Unit(tokenize(u.text)[:max_tokens] if u.text else [], u.frame_ids, bool(u.text)) for u in units]
+
+
+class HeroClipDataset(Dataset):
+    """Clips of one split: ``{"vid", "frame_feats" (T, F) float32, "units": [Unit]}``.
+
+    Subtitles are read, aligned and tokenised once here; features are read per item from the store."""
+
+    def __init__(self, cfg: DataConfig, split: str, tokenizer=None, store: FeatureStore | None = None):
+        if split not in cfg.splits:
+            raise ConfigError(f"data.splits: no entry for split {split!r} (have {sorted(cfg.splits)})")
+        corpus = Path(cfg.corpus)
+        self.store = store if store is not None else FeatureStore(cfg.features)
+        tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.tokenizer)
+        corpus_splits = read_splits(corpus)
+        vids: list[str] = []
+        for name in cfg.splits[split]:
+            if name not in corpus_splits:
+                raise ConfigError(
+                    f"data.splits.{split}: {corpus / 'splits.json'} has no split {name!r} "
+                    f"(has {sorted(corpus_splits)})"
+                )
+            vids.extend(corpus_splits[name])
+        if cfg.max_videos is not None:
+            vids = vids[: cfg.max_videos]
+        missing = [v for v in vids if v not in self.store]
+        if missing:
+            raise InputError(
+                f"{cfg.features}: no features for {len(missing)} video(s) of split {split!r}, "
+                f"e.g. {missing[:3]} (extract them with `tempovl features extract`)"
+            )
+        tvr = (
+            read_tvr_subtitles(corpus / "annotations" / "tvr_subtitles.jsonl")
+            if cfg.subtitles == "tvr"
+            else {}
+        )
+
+        def tokenize(text: str) -> list[int]:
+            return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        self.vids = vids
+        self.num_frames = [min(self.store.num_frames(v), cfg.max_frames) for v in vids]
+        self.units: list[list[Unit]] = []
+        for vid, t in zip(vids, self.num_frames, strict=True):
+            if cfg.subtitles == "tvr":
+                sentences = tvr.get(vid, [])
+            else:
+                path = corpus / "subtitles" / f"{vid}.srt"
+                sentences = read_subtitle_file(path) if path.exists() else []  # single-channel: none
+            self.units.append(
+                clip_units(sentences, t, self.store.interval, tokenize, cfg.max_sentence_tokens)
+            )
+
+    def __len__(self) -> int:
+        return len(self.vids)
+
+    def __getitem__(self, i: int) -> dict:
+        t = self.num_frames[i]
+        return {"vid": self.vids[i], "frame_feats": self.store[self.vids[i]][:t], "units": self.units[i]}
+
+    def with_queries(self) -> list[int]:
+        """Indices of the clips that have at least one VSM query candidate."""
+        return [i for i, units in enumerate(self.units) if query_candidates(units)]
+
+
+# ------------------------------------------------------------------------------------ builders
+
+
+def pad_frames(items: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame features (B, T, F) zero-padded to the longest clip, and ``frame_mask (B, T)``."""
+    lengths = [len(it["frame_feats"]) for it in items]
+    t, f = max(lengths), items[0]["frame_feats"].shape[1]
+    feats = torch.zeros(len(items), t, f)
+    for b, it in enumerate(items):
+        feats[b, : lengths[b]] = torch.from_numpy(np.asarray(it["frame_feats"], dtype=np.float32))
+    mask = torch.arange(t)[None] < torch.tensor(lengths)[:, None]  # (B, T)
+    return feats, mask
+
+
+def mask_group(
+    tokens: Sequence[int], sp: TextSpecials, prob: float, generator: torch.Generator | None
+) -> tuple[list[int], list[int]]:
+    """MLM on one group: ``([CLS] + masked tokens, labels)``, labels -100 at [CLS] and unchosen tokens."""
+    if not tokens:
+        return [sp.cls], [IGNORE]
+    ids = torch.tensor(list(tokens), dtype=torch.long)
+    masked, labels = mask_tokens(
+        ids, torch.ones_like(ids, dtype=torch.bool), sp.mask, sp.random_range, prob, generator
+    )
+    return [sp.cls, *masked.tolist()], [IGNORE, *labels.tolist()]
+
+
+def sample_frame_mask(
+    frame_mask: torch.Tensor, prob: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """MFM: each real frame masked with `prob`, at least one per clip (official ``_get_img_mask``)."""
+    chosen = (torch.rand(frame_mask.shape, generator=generator) < prob) & frame_mask
+    for b in range(frame_mask.shape[0]):
+        n = int(frame_mask[b].sum())
+        if n and not chosen[b].any():
+            chosen[b, int(torch.randint(n, (1,), generator=generator))] = True
+    return chosen
+
+
+def query_candidates(units: Sequence[Unit]) -> list[int]:
+    """Units that can serve as VSM queries: subtitle text with tokens and frames."""
+    return [u for u, unit in enumerate(units) if unit.is_sentence and unit.tokens and unit.frame_ids]
+
+
+def sample_queries(candidates: Sequence[int], n: int, generator: torch.Generator | None) -> list[int]:
+    """Up to `n` distinct candidates (random, kept in time order)."""
+    if len(candidates) <= n:
+        return list(candidates)
+    pick = torch.randperm(len(candidates), generator=generator)[:n].sort().values
+    return [candidates[i] for i in pick.tolist()]
+
+
+def span_target(frame_ids: Sequence[int], num_frames: int) -> tuple[int, int]:
+    """Official VSM start/end frame of a query: first frame, ``min(max(first + 1, last), T - 1)``."""
+    st = frame_ids[0]
+    return st, min(max(st + 1, frame_ids[-1]), num_frames - 1)
+
+
+class HeroCollate:
+    """Builds the batch of one sub-task from clip items (see the module docstring)."""
+
+    def __init__(
+        self,
+        subtask: str,
+        specials: TextSpecials,
+        pack_max_len: int | None = 128,
+        mask_prob: float = 0.15,
+        frame_mask_prob: float = 0.15,
+        fom_prob: float = 0.15,
+        query_per_video: int = 5,
+        generator: torch.Generator | None = None,
+    ):
+        if subtask not in SUBTASKS:
+            raise ConfigError(f"unknown HERO sub-task {subtask!r}; known: {', '.join(SUBTASKS)}")
+        self.subtask, self.sp, self.pack_max_len = subtask, specials, pack_max_len
+        self.mask_prob, self.frame_mask_prob, self.fom_prob = mask_prob, frame_mask_prob, fom_prob
+        self.query_per_video, self.generator = query_per_video, generator
+
+    def _pack(self, groups: list[list[tuple[list[int], list[int]]]], num_frames: list[int], pad: int) -> dict:
+        return pack_clips(groups, num_frames, max_len=self.pack_max_len, pad_id=pad)
+
+    def __call__(self, items: list[dict]) -> dict:
+        sp, g = self.sp, self.generator
+        frame_feats, frame_mask = pad_frames(items)
+        num_frames = [len(it["frame_feats"]) for it in items]
+        batch: dict = {"vids": [it["vid"] for it in items]}
+        if self.subtask == "mlm":
+            groups, labels = [], []
+            for it in items:
+                masked = [mask_group(u.tokens, sp, self.mask_prob, g) for u in it["units"]]
+                groups.append([(ids, u.frame_ids) for (ids, _), u in zip(masked, it["units"], strict=True)])
+                labels.append([(lab, u.frame_ids) for (_, lab), u in zip(masked, it["units"], strict=True)])
+            batch.update(self._pack(groups, num_frames, sp.pad))
+            # same group sizes -> the same packed layout; the label copy carries -100 off the tokens
+            batch["mlm_labels"] = self._pack(labels, num_frames, IGNORE)["pack_token_ids"]
+        elif self.subtask == "vsm":
+            batch.update(self._vsm(items, num_frames))
+        else:
+            groups = [[([sp.sep, *u.tokens], u.frame_ids) for u in it["units"]] for it in items]
+            batch.update(self._pack(groups, num_frames, sp.pad))
+            if self.subtask in ("mffr", "mnce"):
+                batch["frame_masked"] = sample_frame_mask(frame_mask, self.frame_mask_prob, g)
+            elif self.subtask == "fom":
+                batch["frame_order"], batch["fom_targets"] = shuffle_frames(frame_mask, self.fom_prob, g)
+        batch["frame_feats"], batch["frame_mask"] = frame_feats, frame_mask
+        return batch
+
+    def _vsm(self, items: list[dict], num_frames: list[int]) -> dict:
+        sp = self.sp
+        groups, queries, targets, query_video = [], [], [], []
+        for b, it in enumerate(items):
+            units = it["units"]
+            cands = query_candidates(units)
+            if not cands:
+                raise InputError(f"{it['vid']}: no subtitle sentence to use as a VSM query")
+            chosen = sample_queries(cands, self.query_per_video, self.generator)
+            groups.append(
+                [
+                    ([sp.sep] if u in chosen else [sp.sep, *unit.tokens], unit.frame_ids)
+                    for u, unit in enumerate(units)
+                ]
+            )
+            picks = [chosen[k % len(chosen)] for k in range(self.query_per_video)]  # official repeat-padding
+            for u in picks:
+                queries.append([sp.cls, *units[u].tokens])
+                targets.append(span_target(units[u].frame_ids, num_frames[b]))
+                query_video.append(b)
+        out = self._pack(groups, num_frames, sp.pad)
+        lq = max(len(q) for q in queries)
+        query_ids = torch.full((len(queries), lq), sp.pad, dtype=torch.long)
+        for i, q in enumerate(queries):
+            query_ids[i, : len(q)] = torch.tensor(q, dtype=torch.long)
+        out["query_ids"] = query_ids  # (Nq, Lq)
+        out["query_mask"] = torch.arange(lq)[None] < torch.tensor([len(q) for q in queries])[:, None]
+        out["span_targets"] = torch.tensor(targets, dtype=torch.long)  # (Nq, 2)
+        out["query_video"] = torch.tensor(query_video, dtype=torch.long)  # (Nq,)
+        return out
