@@ -12,4 +12,8 @@ if ! command -v java >/dev/null 2>&1; then
   echo "setup: installing Java for METEOR / PTB tokenisation (pycocoevalcap)"
   (apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null) || echo "setup: no Java; caption metrics will be unavailable"
 fi
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "setup: installing chromium + chromedriver for the search page's headless-browser test"
+  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "setup: no chromium; the browser test will be skipped"
+fi
 echo "setup: ok ($(python -c 'import torch, tempovl; print("torch", torch.__version__, "tempovl", tempovl.__version__)'))"

@@ -18,3 +18,13 @@ def tiny_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus") / "tiny"
     make_corpus(out, preset="tiny", seed=0, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_corpus, tmp_path_factory):
+    """Path to a feature store of the tiny corpus, extracted offline with `random2d+motion`."""
+    from tempovl.data.features.extract import extract_features, find_videos
+
+    out = tmp_path_factory.mktemp("features") / "random2d"
+    extract_features(find_videos(tiny_corpus / "videos"), out, extractor="random2d+motion", progress=False)
+    return out

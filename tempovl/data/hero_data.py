@@ -300,7 +300,7 @@ class HeroCollate:
 
     def _vsm(self, items: list[dict], num_frames: list[int]) -> dict:
         sp = self.sp
-        groups, queries, targets, query_video = [], [], [], []
+        groups, queries, targets, query_video, repeat = [], [], [], [], []
         for b, it in enumerate(items):
             units = it["units"]
             cands = query_candidates(units)
@@ -314,7 +314,8 @@ class HeroCollate:
                 ]
             )
             picks = [chosen[k % len(chosen)] for k in range(self.query_per_video)]  # official repeat-padding
-            for u in picks:
+            for k, u in enumerate(picks):
+                repeat.append(k >= len(chosen))
                 queries.append([sp.cls, *units[u].tokens])
                 targets.append(span_target(units[u].frame_ids, num_frames[b]))
                 query_video.append(b)
@@ -327,4 +328,5 @@ class HeroCollate:
         out["query_mask"] = torch.arange(lq)[None] < torch.tensor([len(q) for q in queries])[:, None]
         out["span_targets"] = torch.tensor(targets, dtype=torch.long)  # (Nq, 2)
         out["query_video"] = torch.tensor(query_video, dtype=torch.long)  # (Nq,)
+        out["query_repeat"] = torch.tensor(repeat, dtype=torch.bool)  # (Nq,) a padding copy
         return out

@@ -188,7 +188,9 @@ class CaptionPairs(Dataset):
         c = self.cfg
         path = self.videos[self.pairs[i][0]]
         rng = self._rng(i)
-        long_t, short_t, span = view_times(self.reader.duration(path), c.num_frames, c.short_frac, self.train, rng)
+        long_t, short_t, span = view_times(
+            self.reader.duration(path), c.num_frames, c.short_frac, self.train, rng
+        )
         frames = self.reader.frames(path, np.concatenate([long_t, short_t]))  # one decode for both views
         return frames[: c.num_frames], frames[c.num_frames :], span
 
@@ -237,8 +239,12 @@ class CollateCaptionPairs:
             ids[row, :n] = torch.as_tensor(it["text_ids"], dtype=torch.long)
             mask[row, :n] = True
         return {
-            "video_long": to_float_video(torch.stack([it["video_long"] for it in items]), self.mean, self.std),
-            "video_short": to_float_video(torch.stack([it["video_short"] for it in items]), self.mean, self.std),
+            "video_long": to_float_video(
+                torch.stack([it["video_long"] for it in items]), self.mean, self.std
+            ),
+            "video_short": to_float_video(
+                torch.stack([it["video_short"] for it in items]), self.mean, self.std
+            ),
             "text_ids": ids,
             "text_mask": mask,
             "pair_ids": torch.as_tensor([it["pair_id"] for it in items], dtype=torch.long),

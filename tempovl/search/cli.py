@@ -13,12 +13,22 @@ from tempovl.errors import InputError
 def register(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "index":
         sub = parser.add_subparsers(dest="index_command", required=True, metavar="ACTION")
-        b = sub.add_parser("build", help="encode new or changed videos into an index (incremental, resumable)")
+        b = sub.add_parser(
+            "build", help="encode new or changed videos into an index (incremental, resumable)"
+        )
         b.add_argument("videos", nargs="+", help="video folders (searched recursively) or video files")
         b.add_argument("out", help="index folder (created, or updated in place)")
-        b.add_argument("--model", required=True, help="encoder: 'subtitle-minilm' (subtitle-only baseline) or a checkpoint")
-        b.add_argument("--subtitles", default=None, help="folder of {video id}.srt/.vtt (default: next to each video)")
-        b.add_argument("--approx", default="hnsw", choices=["none", "hnsw", "ivf"], help="approximate faiss index")
+        b.add_argument(
+            "--model",
+            required=True,
+            help="encoder: 'subtitle-minilm' (subtitle-only baseline) or a checkpoint",
+        )
+        b.add_argument(
+            "--subtitles", default=None, help="folder of {video id}.srt/.vtt (default: next to each video)"
+        )
+        b.add_argument(
+            "--approx", default="hnsw", choices=["none", "hnsw", "ivf"], help="approximate faiss index"
+        )
         b.add_argument("--skip-bad", action="store_true", help="list unreadable videos and go on")
         b.add_argument("--shard-size", type=int, default=32, help="videos per shard (saved as they finish)")
         b.add_argument("--no-progress", action="store_true")
@@ -33,7 +43,9 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--approx", action="store_true", help="use the approximate faiss index")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument(
-            "--queries", default=None, help="a TVR-format .jsonl of queries: run them all and print R@K (VCMR + VR)"
+            "--queries",
+            default=None,
+            help="a TVR-format .jsonl of queries: run them all and print R@K (VCMR + VR)",
         )
         parser.set_defaults(func=_search)
     elif name == "serve":
@@ -71,7 +83,9 @@ def _info(args: argparse.Namespace) -> int:
     m = load_manifest(args.index)
     frames = sum(v["num_frames"] for v in m["videos"].values())
     approx = (m.get("approx") or {}).get("kind", "none")
-    print(f"{args.index}: {len(m['videos'])} videos, {frames} frames, encoder {m['encoder']['spec']} (dim {m['encoder']['dim']}), approx {approx}, {len(m['bad'])} bad")
+    print(
+        f"{args.index}: {len(m['videos'])} videos, {frames} frames, encoder {m['encoder']['spec']} (dim {m['encoder']['dim']}), approx {approx}, {len(m['bad'])} bad"
+    )
     return 0
 
 
@@ -120,7 +134,12 @@ def _search_queries(searcher, args: argparse.Namespace) -> int:
     metrics = eval_tvr(submission, queries, allow_partial=False)
     recall = video_recall(ranked, queries, ks=(1, 5, 10, 100))
     if args.json:
-        print(json.dumps({"queries": len(queries), "video_recall": recall, "tvr": metrics, "ranked_videos": ranked}, indent=2))
+        print(
+            json.dumps(
+                {"queries": len(queries), "video_recall": recall, "tvr": metrics, "ranked_videos": ranked},
+                indent=2,
+            )
+        )
     else:
         print(f"{len(queries)} queries from {path}; video R@K (%): {recall}\n")
         print(tvr_table(metrics))

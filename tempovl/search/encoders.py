@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from tempovl.data.subtitles import Sentence
-from tempovl.errors import ConfigError, InputError
+from tempovl.errors import ConfigError
 
 
 @dataclass
@@ -99,7 +99,9 @@ def build_encoder(spec: str) -> MomentEncoder:
             f"--model {spec}: no checkpoint encoder is registered yet "
             f"(register_encoder({CHECKPOINT_ENCODER!r}, ...)); available encoders: {encoder_names()}"
         )
-    raise ConfigError(f"--model {spec!r}: unknown encoder or missing checkpoint; available: {encoder_names()}")
+    raise ConfigError(
+        f"--model {spec!r}: unknown encoder or missing checkpoint; available: {encoder_names()}"
+    )
 
 
 # ----------------------------------------------------------------------------- the MiniLM text model
@@ -236,7 +238,9 @@ class SubtitleEncoder:
             return np.zeros((num_frames, self.dim), dtype=np.float32)
         sent_embs = self.text.embed([s.full_text for s in subtitles])  # (S, d)
         sent = np.array([[s.start, s.end] for s in subtitles], dtype=np.float64)  # (S, 2)
-        inter = np.minimum(spans[:, None, 1], sent[None, :, 1]) - np.maximum(spans[:, None, 0], sent[None, :, 0])
+        inter = np.minimum(spans[:, None, 1], sent[None, :, 1]) - np.maximum(
+            spans[:, None, 0], sent[None, :, 0]
+        )
         overlap = np.clip(inter, 0, None)  # (T, S) seconds of overlap
         coverage = overlap.sum(1) / np.maximum(spans[:, 1] - spans[:, 0], 1e-6)  # (T,) share of speech
         norm = self.silence_weight + (1 - self.silence_weight) * np.minimum(1.0, 2 * coverage)  # (T,)
@@ -245,7 +249,9 @@ class SubtitleEncoder:
         if silent.any():
             gap = -inter[silent]  # (T_silent, S) seconds between frame and sentence
             nearest = np.argmin(gap, axis=1)  # (T_silent,) ties -> the earlier sentence
-            weight = self.silence_weight * np.exp(-gap[np.arange(len(nearest)), nearest] / self.silence_decay_s)
+            weight = self.silence_weight * np.exp(
+                -gap[np.arange(len(nearest)), nearest] / self.silence_decay_s
+            )
             frame_embs[silent] = sent_embs[nearest] * weight[:, None].astype(np.float32)
         return frame_embs
 

@@ -127,7 +127,9 @@ def load_manifest(index_dir: str | os.PathLike) -> dict:
 
     path = manifest_path(index_dir)
     if not path.is_file():
-        raise InputError(f"{index_dir}: not a search index (no manifest.json); build one with `tempovl index build`")
+        raise InputError(
+            f"{index_dir}: not a search index (no manifest.json); build one with `tempovl index build`"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
@@ -170,7 +172,11 @@ def check_encoder(manifest: dict, encoder: MomentEncoder, where: str) -> None:
 
 def _shard_files(index_dir: Path, shard: int) -> dict[str, Path]:
     base = index_dir / "shards" / f"{shard:05d}"
-    return {"emb": Path(f"{base}.emb.npy"), "spans": Path(f"{base}.spans.npy"), "subs": Path(f"{base}.subs.json")}
+    return {
+        "emb": Path(f"{base}.emb.npy"),
+        "spans": Path(f"{base}.spans.npy"),
+        "subs": Path(f"{base}.subs.json"),
+    }
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -357,7 +363,10 @@ class IndexData:
             if shard not in shards:
                 files = _shard_files(index_dir, shard)
                 try:
-                    shards[shard] = (np.load(files["emb"], mmap_mode="r"), np.load(files["spans"], mmap_mode="r"))
+                    shards[shard] = (
+                        np.load(files["emb"], mmap_mode="r"),
+                        np.load(files["spans"], mmap_mode="r"),
+                    )
                 except (OSError, ValueError) as e:
                     raise InputError(f"{files['emb']}: cannot read index shard ({e})") from None
             emb, span = shards[shard]
@@ -370,7 +379,9 @@ class IndexData:
             embs.append(emb[lo:hi])
             spans.append(span[lo:hi])
             counts.append(hi - lo)
-        frame_embs = np.ascontiguousarray(np.concatenate(embs) if embs else np.zeros((0, dim)), dtype=np.float32)
+        frame_embs = np.ascontiguousarray(
+            np.concatenate(embs) if embs else np.zeros((0, dim)), dtype=np.float32
+        )
         frame_spans = np.concatenate(spans).astype(np.float32) if spans else np.zeros((0, 2), np.float32)
         counts_arr = np.asarray(counts, dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts_arr)]).astype(np.int64)  # (V + 1,)
@@ -389,8 +400,9 @@ class IndexData:
 def build_faiss(kind: str, frame_embs: np.ndarray, seed: int = 0):
     """A faiss inner-product index over frame_embs (N, d): "exact" (flat), "hnsw" or "ivf" (IVF-Flat).
 
-    HNSW: 32 links per node, efConstruction 80. IVF: about 4 sqrt(N) lists (at least 39 training
-    points each), k-means on a seeded sample of at most 256 points per list; nprobe is set at search.
+    HNSW: 32 links per node, efConstruction 80. IVF: 4 sqrt(N) lists, at most 4096 and at least 39
+    training points each, k-means on a seeded sample of at most 64 points per list; nprobe is set at
+    search time.
     """
     import faiss
 
@@ -402,12 +414,12 @@ def build_faiss(kind: str, frame_embs: np.ndarray, seed: int = 0):
         index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
     elif kind == "ivf":
-        nlist = max(1, min(int(4 * math.sqrt(max(num, 1))), num // 39))
+        nlist = max(1, min(int(4 * math.sqrt(max(num, 1))), 4096, num // 39))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.cp.seed = seed
         sample = frame_embs
-        if num > 256 * nlist:
-            rows = np.sort(np.random.default_rng(seed).choice(num, 256 * nlist, replace=False))
+        if num > 64 * nlist:
+            rows = np.sort(np.random.default_rng(seed).choice(num, 64 * nlist, replace=False))
             sample = frame_embs[rows]
         if num:
             index.train(sample)

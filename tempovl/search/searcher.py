@@ -110,38 +110,10 @@ class Searcher:
             return self._approx
 
     def video_scores(self, query_vec: np.ndarray, approx: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(video numbers, global scores) of the best `top_videos` videos, best first.
-
-        Frames are fetched from faiss in growing batches until `top_videos` distinct videos are seen
-        (or every frame is), so the per-video max is exact for every returned video under exact search.
-        """
+        """(video numbers, global scores) of the best `top_videos` videos, best first."""
         index = self._approx_index() if approx else self._exact
-        num = self.num_frames
         want = min(self.top_videos, self.num_videos)
-        frame_k = min(num, max(256, 16 * want))
-        query = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)  # (1, d)
-        while True:
-            if hasattr(index, "nprobe"):
-                index.nprobe = min(self.nprobe, index.nlist)
-            if hasattr(index, "hnsw"):
-                index.hnsw.efSearch = max(64, frame_k)
-            sims, rows = index.search(query, frame_k)  # (1, frame_k) each
-            sims, rows = sims[0], rows[0]
-            keep = rows >= 0
-            sims, rows = sims[keep], rows[keep]
-            videos = self.data.frame_video[rows]
-            best: dict[int, float] = {}
-            for v, s in zip(videos.tolist(), sims.tolist()):
-                if v not in best:  # faiss returns frames best first
-                    best[v] = s
-            if len(best) >= want or frame_k >= num:
-                break
-            frame_k = min(num, frame_k * 4)
-        order = sorted(best.items(), key=lambda vs: (-vs[1], self.data.video_ids[vs[0]]))[:want]
-        return (
-            np.array([v for v, _ in order], dtype=np.int64),
-            np.array([s for _, s in order], dtype=np.float64),
-        )
+        return rank_videos(index, query_vec, self.data.frame_video, want, nprobe=self.nprobe)
 
     def _moments(self, query_vec: np.ndarray, video: int, video_score: float) -> list[list[float]]:
         """The `per_video` best [video, start, end, score] rows of one video."""
@@ -195,7 +167,9 @@ class Searcher:
         entry = self.manifest["videos"][vid]
         start, end = round(row[1], 3), round(row[2], 3)
         near = [
-            s for s in self.subtitles(vid) if s["end"] >= start - self.context_s and s["start"] <= end + self.context_s
+            s
+            for s in self.subtitles(vid)
+            if s["end"] >= start - self.context_s and s["start"] <= end + self.context_s
         ]
         return Hit(
             rank=rank,
@@ -215,9 +189,41 @@ class Searcher:
         with self._lock:
             if video_id not in self._subtitles:
                 self._subtitles[video_id] = [
-                    {"start": s, "end": e, "text": t, "speaker": sp} for s, e, t, sp in self.data.subtitles(video_id)
+                    {"start": s, "end": e, "text": t, "speaker": sp}
+                    for s, e, t, sp in self.data.subtitles(video_id)
                 ]
             return self._subtitles[video_id]
+
+
+def rank_videos(
+    index, query_vec: np.ndarray, frame_video: np.ndarray, want: int, nprobe: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """(video numbers, scores) of the `want` best videos by max frame similarity, best first.
+
+    Frames are fetched from the faiss `index` in growing batches until `want` distinct videos are
+    seen (or every frame is); as faiss returns frames best first, a video's first frame is its max,
+    so under exact search the scores are exact. Ties go to the lower video number (= sorted id).
+    """
+    num = int(index.ntotal)
+    frame_k = min(num, max(256, 16 * want))
+    query = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)  # (1, d)
+    best: dict[int, float] = {}
+    while frame_k > 0:
+        if hasattr(index, "nprobe"):
+            index.nprobe = min(nprobe, index.nlist)
+        if hasattr(index, "hnsw"):
+            index.hnsw.efSearch = max(64, frame_k)
+        sims, rows = index.search(query, frame_k)  # (1, frame_k) each
+        keep = rows[0] >= 0
+        best = {}
+        for v, s in zip(frame_video[rows[0][keep]].tolist(), sims[0][keep].tolist()):
+            if v not in best:
+                best[v] = s
+        if len(best) >= want or frame_k >= num:
+            break
+        frame_k = min(num, frame_k * 4)
+    order = sorted(best.items(), key=lambda vs: (-vs[1], vs[0]))[:want]
+    return np.array([v for v, _ in order], dtype=np.int64), np.array([s for _, s in order], dtype=np.float64)
 
 
 def video_recall(hits_per_query: dict, ground_truth: list[dict], ks: tuple[int, ...] = (1, 5, 10)) -> dict:
@@ -231,7 +237,10 @@ def video_recall(hits_per_query: dict, ground_truth: list[dict], ks: tuple[int, 
     for k in ks:
         found = 0
         for gt in ground_truth:
-            ranked = [h if isinstance(h, str) else (h["video"] if isinstance(h, dict) else h.video) for h in hits_per_query.get(gt["desc_id"], [])]
+            ranked = [
+                h if isinstance(h, str) else (h["video"] if isinstance(h, dict) else h.video)
+                for h in hits_per_query.get(gt["desc_id"], [])
+            ]
             found += gt["vid_name"] in ranked[:k]
         out[f"r{k}"] = round(100.0 * found / len(ground_truth), 2)
     return out
@@ -244,10 +253,14 @@ def tvr_submission(searcher: Searcher, queries: list[dict], k: int = 100, approx
     vcmr, vr = [], []
     for q in queries:
         hits = searcher.search(q["desc"], k=k, approx=approx)
-        vcmr.append({"desc_id": q["desc_id"], "predictions": [[h.video_idx, h.start, h.end, h.score] for h in hits]})
+        vcmr.append(
+            {"desc_id": q["desc_id"], "predictions": [[h.video_idx, h.start, h.end, h.score] for h in hits]}
+        )
         seen: list[Hit] = []
         for h in hits:
             if all(h.video_idx != s.video_idx for s in seen):
                 seen.append(h)
-        vr.append({"desc_id": q["desc_id"], "predictions": [[h.video_idx, 0.0, 0.0, h.video_score] for h in seen]})
+        vr.append(
+            {"desc_id": q["desc_id"], "predictions": [[h.video_idx, 0.0, 0.0, h.video_score] for h in seen]}
+        )
     return {"video2idx": video2idx, "VCMR": vcmr, "VR": vr}

@@ -110,7 +110,11 @@ def create_app(index: str | os.PathLike | Searcher, token: str | None = None) ->
         path = request.url.path
         if token and path.startswith("/api/") and path != "/api/health":
             given = request.headers.get("authorization", "")
-            supplied = given[7:] if given.lower().startswith("bearer ") else request.query_params.get("access_token", "")
+            supplied = (
+                given[7:]
+                if given.lower().startswith("bearer ")
+                else request.query_params.get("access_token", "")
+            )
             if not hmac.compare_digest(supplied.encode(), token.encode()):
                 return JSONResponse(
                     {"error": "missing or wrong API token (send 'Authorization: Bearer TOKEN')"},

@@ -1,4 +1,10 @@
 """Pre-training and downstream tasks; importing this package registers them."""
 
-from tempovl.tasks import hitea_pretrain  # noqa: F401
-from tempovl.tasks import toy  # noqa: F401
+from tempovl.tasks import (
+    hero_caption,  # noqa: F401
+    hero_pretrain,  # noqa: F401
+    hero_qa,  # noqa: F401
+    hero_retrieval,  # noqa: F401
+    hitea_pretrain,  # noqa: F401
+    toy,  # noqa: F401
+)

@@ -162,7 +162,9 @@ class HiteaPretrainTask(Task):
         metrics.update(self._retrieval(torch.cat(text_feats), video_feats, text_video))
         return metrics
 
-    def _retrieval(self, text_feats: torch.Tensor, video_feats: dict, text_video: list[int]) -> dict[str, float]:
+    def _retrieval(
+        self, text_feats: torch.Tensor, video_feats: dict, text_video: list[int]
+    ) -> dict[str, float]:
         """Zero-shot retrieval by the VTC dot product; text_feats (T, E), video_feats {pair_id: (E,)}."""
         pids = sorted(video_feats)
         column = {pid: j for j, pid in enumerate(pids)}

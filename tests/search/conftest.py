@@ -16,7 +16,12 @@ class CountingEncoder:
 
     def __init__(self, inner, fail_at: int | None = None, fail_with: BaseException | None = None):
         self.inner, self.calls, self.fail_at, self.fail_with = inner, [], fail_at, fail_with
-        self.name, self.dim, self.spec, self.fingerprint = inner.name, inner.dim, inner.spec, inner.fingerprint
+        self.name, self.dim, self.spec, self.fingerprint = (
+            inner.name,
+            inner.dim,
+            inner.spec,
+            inner.fingerprint,
+        )
 
     def encode_video(self, video_path, subtitles):
         if self.fail_at is not None and len(self.calls) + 1 == self.fail_at:
@@ -44,7 +49,9 @@ def search_index(tiny_corpus, encoder, tmp_path_factory):
     from tempovl.search.index import build_index
 
     out = tmp_path_factory.mktemp("search") / "index"
-    build_index([tiny_corpus / "videos"], out, encoder, subtitles_dir=tiny_corpus / "subtitles", progress=False)
+    build_index(
+        [tiny_corpus / "videos"], out, encoder, subtitles_dir=tiny_corpus / "subtitles", progress=False
+    )
     return out
 
 
@@ -58,7 +65,11 @@ def searcher(search_index, encoder):
 @pytest.fixture(scope="session")
 def tvr_queries(tiny_corpus):
     """Every TVR query of the tiny corpus (train + val + test)."""
-    return [q for split in ("train", "val", "test") for q in read_jsonl(tiny_corpus / "annotations" / f"tvr_{split}.jsonl")]
+    return [
+        q
+        for split in ("train", "val", "test")
+        for q in read_jsonl(tiny_corpus / "annotations" / f"tvr_{split}.jsonl")
+    ]
 
 
 def free_port() -> int:
@@ -106,3 +117,9 @@ def live_server_token(searcher):
     server = LiveServer(create_app(searcher, token="s3cret"))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def counting():
+    """The CountingEncoder class (conftest modules are not importable by name)."""
+    return CountingEncoder

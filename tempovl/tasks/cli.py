@@ -1,0 +1,177 @@
+"""`tempovl evaluate CKPT [--task NAME] [--split val|test] [--out DIR] [--shuffle-frames] [key=value ...]`.
+
+Builds the task named in the checkpoint's ``config.yaml`` (or ``--task NAME``), loads the weights, runs
+``task.evaluate(split)`` and writes what it returns to ``DIR/metrics.json`` and ``DIR/metrics.md``.
+Any task works: the command only calls ``evaluate``. A task whose ``evaluate`` takes an ``out_dir``
+argument also gets the output directory, for prediction files and plots (HERO retrieval writes the TVR
+standalone-evaluation JSON and a timeline PNG there). ``--shuffle-frames`` sets
+``data.shuffle_frames=true``: tasks that honour it permute every video's frames with a fixed seed (the
+temporal shuffling test).
+
+A checkpoint of another task (``--task`` differs from the one it was trained for) is loaded
+non-strictly, but only when its weights fit: a key of the wrong shape, or a checkpoint that covers less
+than half of the new task's weights (another model), is a ConfigError.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tempovl.config import apply_override, deep_merge, load_config
+from tempovl.errors import ConfigError, InputError
+from tempovl.io import atomic_open, write_json
+
+log = logging.getLogger(__name__)
+
+
+def register(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument("checkpoint", help="checkpoint or export directory (or a run dir with `latest`)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.corpus=..."
+    )
+    parser.add_argument("--task", help="task to evaluate with (default: the checkpoint's task)")
+    parser.add_argument("--split", default="val", help="split to evaluate (val or test)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default: CKPT/eval-SPLIT)")
+    parser.add_argument(
+        "--shuffle-frames", action="store_true", help="temporal shuffling test: permute frames (fixed seed)"
+    )
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.set_defaults(func=run)
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint/export directory: the path itself, or what a run directory's `latest` names."""
+    p = Path(path)
+    if p.is_file() and p.name == "latest":
+        p = p.parent / p.read_text(encoding="utf-8").strip()
+    elif p.is_dir() and not (p / "model.safetensors").is_file() and (p / "latest").is_file():
+        p = p / (p / "latest").read_text(encoding="utf-8").strip()
+    if not (p / "model.safetensors").is_file() or not (p / "config.yaml").is_file():
+        raise InputError(
+            f"{path}: not a tempovl checkpoint or export (needs model.safetensors and config.yaml)"
+        )
+    return p
+
+
+def checkpoint_config(ckpt: Path, task: str | None, overrides: list[str]) -> tuple[dict, bool]:
+    """The config to build the task from, and whether it is the checkpoint's own task."""
+    cfg = load_config(ckpt / "config.yaml")
+    own = (cfg.get("task") or {}).get("name")
+    same = task is None or task == own
+    if not same:
+        try:
+            preset = load_config(f"task/{task}")
+        except ConfigError:
+            preset = {"task": {"name": task}}
+        cfg["task"] = preset["task"]
+        if "data" in preset:
+            cfg["data"] = deep_merge(cfg.get("data") or {}, preset["data"])
+    for item in overrides:
+        apply_override(cfg, item)
+    return cfg, same
+
+
+def load_task(ckpt: str | Path, task: str | None = None, overrides: list[str] = (), device: str = "auto"):
+    """Build the task of checkpoint `ckpt` (or `task`) with `overrides` and load its weights; eval mode."""
+    from tempovl.engine import checkpoint as ck
+    from tempovl.registry import build_task
+
+    path = resolve_checkpoint(ckpt)
+    cfg, same = checkpoint_config(path, task, list(overrides))
+    built = build_task(cfg)
+    if same:
+        ck.load_into(built, path / ck.MODEL_FILE, strict=True)
+    else:
+        state, prefix = ck.load_weights(path / ck.MODEL_FILE)
+        own = built.state_dict()
+        state = {(f"{prefix}.{k}" if prefix else k): v for k, v in state.items()}
+        bad = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
+        found = sum(own[k].numel() for k in own if k in state)
+        total = sum(v.numel() for v in own.values())
+        old = (load_config(path / "config.yaml").get("model") or {}).get("name")
+        if bad or found < total / 2:
+            raise ConfigError(
+                f"{path}: its weights (model {old!r}) do not fit task {cfg['task']['name']!r} "
+                f"(model {(cfg.get('model') or {}).get('name')!r}): {len(bad)} mis-shaped keys "
+                f"{bad[:3]}, {found / max(total, 1):.0%} of the task's weights found"
+            )
+        missing, _ = ck.load_into(built, path / ck.MODEL_FILE, strict=False)
+        log.info(
+            "loaded %s into task %s; %d keys left at their initial values",
+            path,
+            cfg["task"]["name"],
+            len(missing),
+        )
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return built.to(device).eval(), cfg, path
+
+
+def markdown_table(metrics: dict[str, Any], title: str) -> str:
+    """Two-column markdown table of flat metrics (nested dicts are flattened with '/')."""
+    rows = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}/{k}" if prefix else str(k), v)
+        elif isinstance(value, float):
+            rows.append((prefix, "nan" if math.isnan(value) else f"{value:.4g}"))
+        else:
+            rows.append((prefix, str(value)))
+
+    walk("", metrics)
+    lines = [f"### {title}", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    task: str | None = None,
+    split: str = "val",
+    out: str | Path | None = None,
+    overrides: list[str] = (),
+    shuffle_frames: bool = False,
+    device: str = "auto",
+) -> dict:
+    """Evaluate a checkpoint; writes ``metrics.json`` and ``metrics.md`` into `out`. Returns the record."""
+    overrides = list(overrides) + (["data.shuffle_frames=true"] if shuffle_frames else [])
+    built, cfg, path = load_task(ckpt, task, overrides, device)
+    suffix = "-shuffled" if shuffle_frames else ""
+    out = Path(out) if out is not None else path / f"eval-{split}{suffix}"
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = {"out_dir": out} if "out_dir" in inspect.signature(built.evaluate).parameters else {}
+    with torch.no_grad():
+        metrics = built.evaluate(split, **kwargs) or {}
+    record = {
+        "checkpoint": str(path),
+        "task": cfg["task"]["name"],
+        "split": split,
+        "shuffle_frames": shuffle_frames,
+        "metrics": metrics,
+    }
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    write_json(out / "metrics.json", json.loads(json.dumps({**record, "metrics": clean}, default=float)))
+    title = f"{record['task']} on {split}{' (frames shuffled)' if shuffle_frames else ''}: {path}"
+    with atomic_open(out / "metrics.md") as f:
+        f.write(markdown_table(metrics, title))
+    record["out"] = str(out)
+    return record
+
+
+def run(args: argparse.Namespace) -> int:
+    record = evaluate_checkpoint(
+        args.checkpoint, args.task, args.split, args.out, args.overrides, args.shuffle_frames, args.device
+    )
+    print(markdown_table(record["metrics"], f"{record['task']} on {record['split']}"))
+    print(f"wrote {record['out']}/metrics.json and metrics.md")
+    return 0

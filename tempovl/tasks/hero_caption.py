@@ -1,0 +1,355 @@
+"""HERO fine-tuning for video captioning (TVC; HERO appendix A.3, official ``model/tvc.py``).
+
+The whole clip is encoded by HERO (subtitles included); the Temporal Transformer outputs of the frames
+inside the moment (``[floor(st / interval), max(round(ed / interval), st + 1))``, the official
+``get_st_ed_label``) are the memory of a 2-layer Transformer decoder with cross-attention (hidden, heads
+and MLP width of the model). Caption tokens are embedded with HERO's word embeddings (shared) plus the
+decoder's own positions and LayerNorm, and the output projection is HERO's MLM head (tied to the word
+embeddings, as the official ``lm_head``). Trained end to end with token cross-entropy (label smoothing
+``task.label_smoothing``, 0.1 in the official config); decoding is greedy (``beam_size: 1``) or beam
+search. The new decoder gets ``task.head_lr_mult`` (official ``lr_mul`` 10) times the learning rate.
+
+``evaluate(split)`` writes the predictions (``[{"clip_id", "vid_name", "ts", "descs": [{"desc"}]}]``,
+the TVC record layout) to ``{train.output_dir}/predictions/tvc_{split}.json`` and returns BLEU-4,
+METEOR, ROUGE-L and CIDEr-D from :func:`tempovl.metrics.caption_scores` (coco-caption fractions).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from tempovl.data.annotations import read_tvc
+from tempovl.data.hero_data import TextSpecials, pad_frames
+from tempovl.data.subtitles import Sentence
+from tempovl.errors import ConfigError, InputError
+from tempovl.io import write_json
+from tempovl.layers.transformer import Transformer
+from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
+from tempovl.models.hero import HeroConfig, pack_clips
+from tempovl.registry import register_task
+from tempovl.tasks.hero_qa import HeroDownstreamTask
+
+IGNORE = -100
+
+
+@dataclass
+class HeroCaptionConfig:
+    """The ``task:`` section of ``hero-tvc``."""
+
+    name: str = "hero-tvc"
+    annotations: str = "annotations/tvc_{split}.jsonl"  # relative to data.corpus; {split} filled in
+    decoder_layers: int = 2
+    max_caption_tokens: int = 30  # training captions are cut to this many tokens (+ [SEP])
+    max_gen_len: int = 30  # decoding steps (official max_gen_step)
+    label_smoothing: float = 0.1  # official lsr
+    beam_size: int = 1  # 1 = greedy
+    length_penalty: float = 0.0  # beam score = log-prob / length ** length_penalty
+    head_lr_mult: float = 10.0  # official lr_mul
+    eval_batch_size: int = 16
+    eval_max_clips: int | None = None  # caption only the first N clips of a split (quick evaluations)
+    metrics: list[str] = field(default_factory=lambda: list(CAPTION_METRICS))
+    predictions_dir: str | None = None  # default {train.output_dir}/predictions
+
+
+def moment_frames(ts: Sequence[float], num_frames: int, interval: float) -> tuple[int, int]:
+    """Frames [st, ed) of a moment (official TVC ``get_st_ed_label``), kept inside the clip."""
+    st = min(math.floor(ts[0] / interval), num_frames - 1)
+    ed = min(max(round(ts[1] / interval), st + 1), num_frames)
+    return st, ed
+
+
+class CaptionDecoder(nn.Module):
+    """Positions + LayerNorm over the (shared) word embeddings, then causal self-attention and
+    cross-attention to the moment's frames in every layer."""
+
+    def __init__(self, m: HeroConfig, layers: int, max_len: int):
+        super().__init__()
+        self.position = nn.Embedding(max_len, m.hidden)
+        self.norm = nn.LayerNorm(m.hidden, eps=m.embed_ln_eps)
+        self.drop = nn.Dropout(m.dropout)
+        self.blocks = Transformer(
+            layers,
+            m.hidden,
+            m.num_heads,
+            mlp_hidden=m.mlp_hidden,
+            dropout=m.dropout,
+            attn_dropout=m.attn_dropout,
+            ln_eps=m.layer_ln_eps,
+            cross_attention=True,
+            attn_impl=m.attn_impl,
+        )
+
+    def forward(
+        self, word_emb: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """word_emb (B, L, D), memory (B, M, D), memory_mask (B, M) bool -> (B, L, D)."""
+        b, n, _ = word_emb.shape
+        x = self.drop(self.norm(word_emb + self.position(torch.arange(n, device=word_emb.device))[None]))
+        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None].expand(b, n, n)
+        return self.blocks(x, causal, kv=memory, kv_mask=memory_mask)
+
+
+class TVCDataset(Dataset):
+    """TVC moments of one split. Training items are (moment, caption) pairs; evaluation items are moments
+    with all their reference captions."""
+
+    def __init__(self, task: HeroCaptionTask, split: str, train: bool):
+        path = task.annotation_path(split)
+        clips, index = task.clips(split), task.clip_index(split)
+        self.clips, self.items = clips, []
+        for r in read_tvc(path):
+            if r["vid_name"] not in index:
+                raise InputError(
+                    f"{path} clip_id {r['clip_id']}: video {r['vid_name']!r} is not in split {split!r} of the corpus"
+                )
+            ci = index[r["vid_name"]]
+            st, ed = moment_frames(r["ts"], clips.num_frames[ci], task.store.interval)
+            refs = [d["desc"] for d in r.get("descs", [])]
+            meta = {"clip_id": r["clip_id"], "vid_name": r["vid_name"], "ts": r["ts"], "refs": refs}
+            if train:
+                for ref in refs:
+                    tokens = task.tokenize(ref)[: task.c.max_caption_tokens]
+                    self.items.append((ci, (st, ed), tokens, meta))
+            else:
+                self.items.append((ci, (st, ed), [], meta))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        ci, moment, tokens, meta = self.items[i]
+        return {"clip": self.clips[ci], "moment": moment, "tokens": tokens, "meta": meta}
+
+
+class CaptionCollate:
+    """Packed clips, moments (B, 2) and teacher-forcing inputs ``[CLS] + caption`` / targets
+    ``caption + [SEP]`` (``IGNORE`` at padding)."""
+
+    def __init__(self, specials: TextSpecials, pack_max_len: int | None):
+        self.sp, self.pack_max_len = specials, pack_max_len
+
+    def __call__(self, items: list[dict]) -> dict:
+        sp = self.sp
+        clips = [it["clip"] for it in items]
+        frame_feats, frame_mask = pad_frames(clips)
+        groups = [[([sp.sep, *u.tokens], u.frame_ids) for u in c["units"]] for c in clips]
+        batch = pack_clips(groups, [len(c["frame_feats"]) for c in clips], self.pack_max_len, sp.pad)
+        batch["frame_feats"], batch["frame_mask"] = frame_feats, frame_mask
+        batch["moments"] = torch.tensor([it["moment"] for it in items], dtype=torch.long)  # (B, 2)
+        n = max(len(it["tokens"]) for it in items) + 1
+        inputs = torch.full((len(items), n), sp.pad, dtype=torch.long)
+        targets = torch.full((len(items), n), IGNORE, dtype=torch.long)
+        for b, it in enumerate(items):
+            t = it["tokens"]
+            inputs[b, : len(t) + 1] = torch.tensor([sp.cls, *t], dtype=torch.long)
+            targets[b, : len(t) + 1] = torch.tensor([*t, sp.sep], dtype=torch.long)
+        batch["caption_ids"], batch["caption_targets"] = inputs, targets  # (B, L) each
+        batch["meta"] = [it["meta"] for it in items]
+        return batch
+
+
+@register_task("hero-tvc")
+class HeroCaptionTask(HeroDownstreamTask):
+    """Moment captioning on HERO (module docstring)."""
+
+    config_cls = HeroCaptionConfig
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        c = self.c
+        unknown = [m for m in c.metrics if m not in CAPTION_METRICS]
+        if unknown:
+            raise ConfigError(f"task.metrics: unknown {unknown}; choose from {list(CAPTION_METRICS)}")
+        for key in ("decoder_layers", "max_caption_tokens", "max_gen_len", "beam_size", "eval_batch_size"):
+            if getattr(c, key) < 1:
+                raise ConfigError(f"task.{key}: must be >= 1, got {getattr(c, key)}")
+        if not 0.0 <= c.label_smoothing < 1.0:
+            raise ConfigError(f"task.label_smoothing: must be in [0, 1), got {c.label_smoothing}")
+        max_len = max(c.max_caption_tokens, c.max_gen_len) + 1
+        self.heads = nn.ModuleDict({"decoder": CaptionDecoder(self.model.cfg, c.decoder_layers, max_len)})
+        self.init_heads()
+        self._data: dict[tuple[str, bool], TVCDataset] = {}
+
+    def dataset(self, split: str, subtask: str = "main", train: bool | None = None) -> TVCDataset:
+        train = split == "train" if train is None else train
+        if (split, train) not in self._data:
+            self._data[(split, train)] = TVCDataset(self, split, train)
+        return self._data[(split, train)]
+
+    def collate(self, subtask: str = "main") -> Callable[[list], dict]:
+        return CaptionCollate(self.specials, self.model.cfg.pack_max_len)
+
+    # -- model ---------------------------------------------------------------------------------------
+    def encode_moments(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """HERO over the whole clips, then the frames of each moment: memory (B, M, D), mask (B, M)."""
+        frames = self.model.encode(batch)["frame_temporal"]  # (B, T, D)
+        moments = batch["moments"]
+        length = moments[:, 1] - moments[:, 0]
+        m = int(length.max())
+        offs = torch.arange(m, device=frames.device)
+        idx = (moments[:, :1] + offs[None]).clamp(max=frames.shape[1] - 1)  # (B, M)
+        memory = frames.gather(1, idx[..., None].expand(-1, -1, frames.shape[-1]))
+        return memory, offs[None] < length[:, None]
+
+    def decode_logits(
+        self, ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Next-token logits (B, L, V) for caption prefixes ids (B, L)."""
+        word = self.model.text_embed.word
+        h = self.heads["decoder"](word(ids), memory, memory_mask)
+        return self.model.mlm_head(h, word.weight)
+
+    def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
+        memory, memory_mask = self.encode_moments(batch)
+        logits = self.decode_logits(batch["caption_ids"], memory, memory_mask)  # (B, L, V)
+        targets = batch["caption_targets"]
+        loss = F.cross_entropy(
+            logits.flatten(0, 1),
+            targets.flatten(),
+            ignore_index=IGNORE,
+            label_smoothing=self.c.label_smoothing,
+        )
+        real = targets != IGNORE
+        acc = (logits.argmax(-1)[real] == targets[real]).float().mean()
+        return {"caption_loss": loss, "token_acc": acc}
+
+    # -- decoding ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def greedy(self, memory: torch.Tensor, memory_mask: torch.Tensor, max_len: int) -> list[list[int]]:
+        """Greedy decoding: token ids (without [CLS] / [SEP]) per moment."""
+        sp = self.specials
+        b = memory.shape[0]
+        ids = torch.full((b, 1), sp.cls, dtype=torch.long, device=memory.device)
+        done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+        for _ in range(max_len):
+            nxt = self.decode_logits(ids, memory, memory_mask)[:, -1].argmax(-1)  # (B,)
+            nxt = nxt.masked_fill(done, sp.pad)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            done |= nxt == sp.sep
+            if done.all():
+                break
+        return [self._cut(row[1:]) for row in ids.tolist()]
+
+    def _cut(self, ids: list[int]) -> list[int]:
+        out = []
+        for i in ids:
+            if i in (self.specials.sep, self.specials.pad):
+                break
+            out.append(i)
+        return out
+
+    @torch.no_grad()
+    def beam(
+        self, memory: torch.Tensor, memory_mask: torch.Tensor, max_len: int, beam_size: int
+    ) -> list[int]:
+        """Beam search for one moment (memory (1, M, D)). A hypothesis ends at [SEP]; the search stops
+        once `beam_size` hypotheses have ended (so beam 1 is greedy) or after `max_len` steps, and the
+        best ended one (score / length ** length_penalty) wins."""
+        sp, alpha = self.specials, self.c.length_penalty
+        live = [([sp.cls], 0.0)]
+        ended: list[tuple[list[int], float]] = []
+        for _ in range(max_len):
+            ids = torch.tensor([h for h, _ in live], dtype=torch.long, device=memory.device)  # (k, L)
+            n = len(live)
+            logp = self.decode_logits(ids, memory.expand(n, -1, -1), memory_mask.expand(n, -1))[:, -1]
+            logp = logp.float().log_softmax(-1)  # (k, V)
+            total = torch.tensor([s for _, s in live], device=logp.device)[:, None] + logp
+            top = total.flatten().topk(min(2 * beam_size, total.numel()))
+            nxt = []
+            for score, flat in zip(top.values.tolist(), top.indices.tolist()):
+                k, tok = divmod(flat, logp.shape[1])
+                hyp = live[k][0] + [tok]
+                if tok == sp.sep:
+                    ended.append((hyp, score))
+                else:
+                    nxt.append((hyp, score))
+                if len(ended) >= beam_size or len(nxt) >= beam_size:
+                    break
+            if len(ended) >= beam_size:
+                break
+            live = nxt[:beam_size]
+        ended.extend(live if len(ended) < beam_size else [])
+        best = max(ended, key=lambda e: e[1] / max(len(e[0]) - 1, 1) ** alpha)
+        return self._cut(best[0][1:])
+
+    @torch.no_grad()
+    def generate(self, batch: dict, beam_size: int | None = None) -> list[str]:
+        """Captions (strings) for the moments of a batch, in eval mode."""
+        beam_size = self.c.beam_size if beam_size is None else beam_size
+        was_training = self.training
+        self.eval()
+        try:
+            memory, memory_mask = self.encode_moments(batch)
+            if beam_size == 1:
+                seqs = self.greedy(memory, memory_mask, self.c.max_gen_len)
+            else:
+                seqs = [
+                    self.beam(memory[b : b + 1], memory_mask[b : b + 1], self.c.max_gen_len, beam_size)
+                    for b in range(memory.shape[0])
+                ]
+        finally:
+            self.train(was_training)
+        return [self.tokenizer.decode(s, skip_special_tokens=True).strip() for s in seqs]
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def predictions_path(self, split: str) -> Path:
+        root = self.c.predictions_dir
+        if root is None:
+            root = str(Path((self.cfg.get("train") or {}).get("output_dir", "runs/train")) / "predictions")
+        return Path(root) / f"tvc_{split}.json"
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Caption every moment of `split`, write the predictions JSON, score them (see module docstring)."""
+        data = self.dataset(split, train=False)
+        n = len(data) if self.c.eval_max_clips is None else min(len(data), self.c.eval_max_clips)
+        collate, device = self.collate(), self.device()
+        preds = []
+        for s in range(0, n, self.c.eval_batch_size):
+            batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, n))])
+            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            for meta, cap in zip(batch["meta"], self.generate(batch), strict=True):
+                preds.append((meta, cap))
+        records = [
+            {"clip_id": m["clip_id"], "vid_name": m["vid_name"], "ts": m["ts"], "descs": [{"desc": cap}]}
+            for m, cap in preds
+        ]
+        write_json(self.predictions_path(split), records)
+        gts = {str(m["clip_id"]): m["refs"] for m, _ in preds if m["refs"]}
+        if not gts:
+            return {"n": float(len(preds))}
+        res = {str(m["clip_id"]): cap for m, cap in preds if m["refs"]}
+        out = caption_scores(gts, res, metrics=self.c.metrics)
+        out["n"] = float(len(gts))
+        return out
+
+    @torch.no_grad()
+    def predict_video(
+        self,
+        video_feats: np.ndarray | torch.Tensor,
+        sentences: Sequence[Sentence],
+        start: float,
+        end: float,
+        interval: float | None = None,
+        beam_size: int | None = None,
+        **_: object,
+    ) -> dict:
+        """Caption the moment [start, end] seconds of one video: ``{"caption", "frames": [st, ed)}``."""
+        if not 0 <= start < end:
+            raise InputError(f"captioning: need 0 <= start < end, got start={start}, end={end}")
+        clip = self.clip_from_inputs(video_feats, sentences, interval)
+        step = self.store.interval if interval is None else float(interval)
+        st, ed = moment_frames((start, end), len(clip["frame_feats"]), step)
+        item = {"clip": clip, "moment": (st, ed), "tokens": [], "meta": {}}
+        batch = self.collate()([item])
+        batch = {k: v.to(self.device()) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        return {"caption": self.generate(batch, beam_size)[0], "frames": [st, ed]}

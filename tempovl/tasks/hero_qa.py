@@ -1,0 +1,564 @@
+"""HERO fine-tuning for multiple-choice video QA (TVQA / How2QA) and video-language inference (VIOLIN).
+
+HERO appendix A.3 and the official code (linjieli222/HERO ``model/videoQA.py``, ``model/violin.py``):
+
+* Every candidate becomes its own copy of the clip. The text ``[SEP] question [SEP] answer`` (VIOLIN:
+  ``[SEP] statement``) is appended to every subtitle group of the Cross-modal Transformer input (also
+  to the empty-text groups of frames without subtitles) and to the Temporal Transformer input: the
+  Temporal Transformer runs over ``[V_emb + V_cross (positions + LN) ; text embeddings]`` and its frame
+  outputs are kept.
+* Attention pooling over time (a ``d -> 1`` scoring vector, softmax over the clip's real frames), then an
+  MLP gives one logit per candidate; softmax cross-entropy over the candidates (VIOLIN: one logit,
+  binary cross-entropy).
+* TVQA span loss: a second pooling, this one over the candidates at every frame (the official
+  ``st_ed_pool``), and an MLP to start/end logits per frame; cross-entropy against the frame indices of
+  the question's ``ts``, weighted by ``task.span_loss_weight`` (0.5 in the paper, 0.4 in the official
+  ``train-tvqa-8gpu.json``). Questions without a span are ignored by it.
+* New heads live under ``heads`` and get ``task.head_lr_mult`` (x10) times the learning rate.
+
+Evaluation: accuracy (percent), and when ``annotations/meta.jsonl`` is there (the demo corpus), accuracy
+on order-dependent and order-free questions separately.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from tempovl.config import from_dict
+from tempovl.data.annotations import read_tvqa, read_violin
+from tempovl.data.features.store import FeatureStore
+from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units, pad_frames
+from tempovl.data.subtitles import Sentence
+from tempovl.data.tokenizer import load_tokenizer
+from tempovl.errors import ConfigError, InputError
+from tempovl.io import read_jsonl
+from tempovl.metrics.qa import qa_accuracy
+from tempovl.models.hero import GeluNormMLP, Hero, pack_clips
+from tempovl.registry import build_model, register_task
+from tempovl.tasks.base import Task
+from tempovl.tasks.hero_pretrain import configure_model
+
+MASK_VALUE = -1e4  # logit at padded frames (the official mask_logits uses a large negative number)
+
+
+# ------------------------------------------------------------------------------------ shared base
+
+
+class HeroDownstreamTask(Task):
+    """Shared set-up of the HERO downstream tasks: data config, features, tokenizer, the model, clips.
+
+    Subclasses set ``config_cls`` (a dataclass with at least ``annotations`` and ``head_lr_mult``) and
+    build their heads under ``self.heads`` (the x``head_lr_mult`` learning-rate group)."""
+
+    config_cls: type = object
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.c = from_dict(self.config_cls, cfg.get("task"), "task")
+        self.data_cfg = from_dict(DataConfig, cfg.get("data"), "data")
+        self.store = FeatureStore(self.data_cfg.features)
+        self.tokenizer = load_tokenizer(self.data_cfg.tokenizer)
+        self.specials = TextSpecials.from_tokenizer(self.tokenizer)
+        model_cfg = configure_model(
+            cfg.get("model") or {}, self.data_cfg, self.store, self.specials, len(self.tokenizer)
+        )
+        cfg["model"] = model_cfg  # the resolved frame_dim is what checkpoints record
+        self.model = build_model(model_cfg)
+        if not isinstance(self.model, Hero):
+            raise ConfigError(f"model.name: {self.c.name} needs a HERO model, got {model_cfg.get('name')!r}")
+        self._clips: dict[str, HeroClipDataset] = {}
+
+    # -- data helpers --------------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def clips(self, split: str) -> HeroClipDataset:
+        """The clips (features + aligned, tokenised subtitles) of `split`, built once."""
+        if split not in self._clips:
+            self._clips[split] = HeroClipDataset(self.data_cfg, split, self.tokenizer, self.store)
+        return self._clips[split]
+
+    def clip_index(self, split: str) -> dict[str, int]:
+        data = self.clips(split)
+        return {vid: i for i, vid in enumerate(data.vids)}
+
+    def annotation_path(self, split: str) -> Path:
+        """``task.annotations`` with ``{split}`` filled in, relative to ``data.corpus`` unless absolute."""
+        path = Path(self.c.annotations.format(split=split))
+        return path if path.is_absolute() else Path(self.data_cfg.corpus) / path
+
+    def clip_from_inputs(
+        self, video_feats: np.ndarray | torch.Tensor, sentences: Sequence[Sentence], interval: float | None
+    ) -> dict:
+        """A clip item for one user video: features (T, F) and subtitles aligned at `interval` seconds."""
+        feats = np.asarray(video_feats, dtype=np.float32)
+        if feats.ndim != 2 or feats.shape[1] != self.model.cfg.frame_dim:
+            raise InputError(
+                f"video features: expected shape (T, {self.model.cfg.frame_dim}), got {tuple(feats.shape)}"
+            )
+        if len(feats) == 0:
+            raise InputError("video features: the video has no frames")
+        feats = feats[: self.data_cfg.max_frames]
+        step = self.store.interval if interval is None else float(interval)
+        units = clip_units(
+            list(sentences), len(feats), step, self.tokenize, self.data_cfg.max_sentence_tokens
+        )
+        return {"vid": "input", "frame_feats": feats, "units": units}
+
+    def check_text_budget(self, text_tokens: int) -> None:
+        """Subtitle group + appended text must fit the text positions of the model."""
+        need = 1 + self.data_cfg.max_sentence_tokens + text_tokens
+        if need > self.model.cfg.max_text_positions:
+            raise ConfigError(
+                f"data.max_sentence_tokens ({self.data_cfg.max_sentence_tokens}) + 1 + appended text "
+                f"({text_tokens} tokens) = {need} exceeds model.max_text_positions "
+                f"({self.model.cfg.max_text_positions}); lower one of them"
+            )
+
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def lr_multipliers(self) -> dict[str, float]:
+        return {"heads": self.c.head_lr_mult}
+
+    def init_heads(self) -> None:
+        """The model's own initialisation (N(0, 0.02), zero biases, unit LayerNorms) for the new heads."""
+        self.heads.apply(self.model._init_weights)
+
+
+def read_meta(corpus: str | Path, file_name: str) -> dict[str, dict]:
+    """Demo-corpus provenance (``annotations/meta.jsonl``) of one annotation file: {str(id): record}.
+
+    Empty when the corpus has no meta file (public datasets)."""
+    path = Path(corpus) / "annotations" / "meta.jsonl"
+    if not path.is_file():
+        return {}
+    return {str(r["id"]): r for r in read_jsonl(path) if r.get("file") == file_name}
+
+
+def order_types(ids: Sequence, meta: dict[str, dict]) -> list[str] | None:
+    """'order' / 'no_order' per item from the meta records; None unless every item has one."""
+    if not meta or any(str(i) not in meta for i in ids):
+        return None
+    return ["order" if meta[str(i)].get("order") else "no_order" for i in ids]
+
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+class TextClipCollate:
+    """Batch of (clip, K candidate texts) items: every candidate gets its own copy of the clip, its
+    text appended to every subtitle group; returns the packed clip rows (B*K of them) and the texts.
+
+    Item: ``{"id", "clip": {"vid", "frame_feats", "units"}, "texts": [K token lists], "target": int
+    (-1 = unknown), "span": (st, ed) frame indices or (-1, -1)}``."""
+
+    def __init__(self, specials: TextSpecials, pack_max_len: int | None):
+        self.sp, self.pack_max_len = specials, pack_max_len
+
+    def __call__(self, items: list[dict]) -> dict:
+        sp = self.sp
+        k = len(items[0]["texts"])
+        bad = [it["id"] for it in items if len(it["texts"]) != k]
+        if bad:
+            raise InputError(f"items {bad[:5]}: {k} candidates expected in every item of a batch")
+        clips = [it["clip"] for it in items]
+        frame_feats, frame_mask = pad_frames(clips)  # (B, T, F), (B, T)
+        num_frames = [len(c["frame_feats"]) for c in clips]
+        groups, texts = [], []
+        for it in items:
+            for text in it["texts"]:
+                groups.append([([sp.sep, *u.tokens, *text], u.frame_ids) for u in it["clip"]["units"]])
+                texts.append(text)
+        batch = pack_clips(groups, [n for n in num_frames for _ in range(k)], self.pack_max_len, sp.pad)
+        lt = max(len(t) for t in texts)
+        text_ids = torch.full((len(texts), lt), sp.pad, dtype=torch.long)
+        for i, t in enumerate(texts):
+            text_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
+        batch["text_ids"] = text_ids  # (B*K, Lt)
+        batch["text_mask"] = torch.arange(lt)[None] < torch.tensor([len(t) for t in texts])[:, None]
+        batch["frame_feats"] = frame_feats.repeat_interleave(k, dim=0)  # (B, T, F) -> (B*K, T, F)
+        batch["frame_mask"] = frame_mask.repeat_interleave(k, dim=0)  # (B*K, T)
+        batch["targets"] = torch.tensor([it["target"] for it in items], dtype=torch.long)  # (B,)
+        batch["span_targets"] = torch.tensor([it["span"] for it in items], dtype=torch.long)  # (B, 2)
+        batch["ids"] = [it["id"] for it in items]
+        return batch
+
+
+class AttentionPool(nn.Module):
+    """Softmax attention pooling with a learned ``d -> 1`` scoring vector over one dimension."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.score = nn.Linear(dim, 1, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+        """x (..., D), mask bool like x[..., 0] (True = valid) -> x pooled over `dim` (x without `dim`)."""
+        scores = self.score(x).squeeze(-1).masked_fill(~mask, MASK_VALUE)
+        weights = scores.softmax(dim=dim).unsqueeze(-1)
+        return (weights * x).sum(dim=dim)
+
+
+def fuse_text(model: Hero, batch: dict) -> torch.Tensor:
+    """HERO with the text appended to the Temporal Transformer input -> frame outputs (N, T, D)."""
+    feats, frame_mask = batch["frame_feats"], batch["frame_mask"]
+    frame_cross, _ = model.forward_cross(batch, feats)
+    frames = model.temporal_embed(model.frame_residual(feats) + frame_cross)  # (N, T, D)
+    ids = batch["text_ids"]
+    pos = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
+    text = model.text_embed(ids, pos, torch.full_like(ids, model.cfg.text_type_id))  # (N, Lt, D)
+    x = torch.cat([frames, text], dim=1)
+    mask = torch.cat([frame_mask, batch["text_mask"]], dim=1)
+    return model.temporal(x, mask)[:, : frames.shape[1]]
+
+
+def span_frames(span: Sequence[float] | None, num_frames: int, interval: float) -> tuple[int, int]:
+    """Start/end frame of a TVQA ``ts`` (official ``get_st_ed_label``); (-1, -1) when there is none."""
+    if span is None:
+        return -1, -1
+    last = num_frames - 1
+    st = min(math.floor(span[0] / interval), last)
+    ed = min(max(math.ceil(span[1] / interval) - 1, st + 1), last)
+    return st, ed
+
+
+# -------------------------------------------------------------------------------------------- TVQA
+
+
+@dataclass
+class HeroQAConfig:
+    """The ``task:`` section of ``hero-tvqa``."""
+
+    name: str = "hero-tvqa"
+    annotations: str = "annotations/tvqa_{split}.jsonl"  # relative to data.corpus; {split} filled in
+    num_answers: int = 5  # 5 for TVQA, 4 for How2QA
+    max_question_tokens: int = 30
+    max_answer_tokens: int = 20
+    span_loss_weight: float = 0.5  # λ of the span loss: paper 0.5, official config 0.4
+    head_lr_mult: float = 10.0
+    eval_batch_size: int = 8
+
+
+def check_qa_record(r: dict, num_answers: int, where: str) -> None:
+    """A QA record needs `num_answers` candidates and, when it has one, an answer index among them."""
+    answers = r.get("answers")
+    if not isinstance(answers, list) or len(answers) != num_answers:
+        n = len(answers) if isinstance(answers, list) else 0
+        raise InputError(f"{where}: expected {num_answers} candidate answers, got {n}")
+    idx = r.get("answer_idx")
+    if idx is not None and (isinstance(idx, bool) or not isinstance(idx, int) or not 0 <= idx < num_answers):
+        raise InputError(f"{where}: answer_idx {idx!r} is not in range 0..{num_answers - 1}")
+
+
+class QADataset(Dataset):
+    """Questions of one split with their clips and tokenised candidates (see ``TextClipCollate``)."""
+
+    def __init__(self, task: HeroQATask, split: str, records: list[dict] | None = None):
+        c = task.c
+        path = task.annotation_path(split)
+        if records is None:
+            records = read_tvqa(path, num_answers=c.num_answers)
+        clips, index = task.clips(split), task.clip_index(split)
+        self.items, self.clips = [], clips
+        for r in records:
+            where = f"{path} qid {r.get('qid')}"
+            check_qa_record(r, c.num_answers, where)
+            if r["vid_name"] not in index:
+                raise InputError(f"{where}: video {r['vid_name']!r} is not in split {split!r} of the corpus")
+            ci = index[r["vid_name"]]
+            q = task.tokenize(r["q"])[: c.max_question_tokens]
+            texts = [
+                [task.specials.sep, *q, task.specials.sep, *task.tokenize(a)[: c.max_answer_tokens]]
+                for a in r["answers"]
+            ]
+            span = span_frames(r.get("span"), clips.num_frames[ci], task.store.interval)
+            target = r.get("answer_idx")
+            self.items.append((r["qid"], ci, texts, -1 if target is None else int(target), span))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        qid, ci, texts, target, span = self.items[i]
+        return {"id": qid, "clip": self.clips[ci], "texts": texts, "target": target, "span": span}
+
+
+@register_task("hero-tvqa")
+class HeroQATask(HeroDownstreamTask):
+    """Multiple-choice video QA on HERO (module docstring)."""
+
+    config_cls = HeroQAConfig
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        if self.c.num_answers < 2:
+            raise ConfigError(f"task.num_answers: need at least 2 candidates, got {self.c.num_answers}")
+        self.check_text_budget(self.c.max_question_tokens + self.c.max_answer_tokens + 2)
+        d = self.model.cfg.hidden
+        self.heads = nn.ModuleDict(
+            {
+                "qa_pool": AttentionPool(d),
+                "qa_head": GeluNormMLP(d, 2 * d, 1, self.model.cfg.embed_ln_eps),
+                "span_pool": AttentionPool(d),
+                "span_head": GeluNormMLP(d, 2 * d, 2, self.model.cfg.embed_ln_eps),
+            }
+        )
+        self.init_heads()
+        self._data: dict[str, QADataset] = {}
+
+    def dataset(self, split: str, subtask: str = "main") -> QADataset:
+        if split not in self._data:
+            self._data[split] = QADataset(self, split)
+        return self._data[split]
+
+    def collate(self, subtask: str = "main") -> Callable[[list], dict]:
+        return TextClipCollate(self.specials, self.model.cfg.pack_max_len)
+
+    def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
+        targets, spans = batch["targets"], batch["span_targets"]
+        b = targets.shape[0]
+        h = fuse_text(self.model, batch)  # (B*K, T, D)
+        n, t, d = h.shape
+        k = n // b
+        frame_mask = batch["frame_mask"]
+        pooled = self.heads["qa_pool"](h, frame_mask, dim=1)  # (B*K, D)
+        logits = self.heads["qa_head"](pooled).view(b, k)  # (B*K, 1) -> (B, K)
+        h4, mask4 = h.view(b, k, t, d), frame_mask.view(b, k, t)  # (B*K, T, D) -> (B, K, T, D)
+        per_frame = self.heads["span_pool"](h4, mask4, dim=1)  # pooled over candidates: (B, T, D)
+        st_ed = self.heads["span_head"](per_frame)  # (B, T, 2)
+        real = mask4[:, 0]  # (B, T)
+        start = st_ed[..., 0].masked_fill(~real, MASK_VALUE)
+        end = st_ed[..., 1].masked_fill(~real, MASK_VALUE)
+        out = {"qa_logits": logits, "start_logits": start, "end_logits": end}
+        known = targets >= 0
+        if known.any():
+            out["qa_loss"] = F.cross_entropy(logits[known], targets[known])
+            out["acc"] = (logits[known].argmax(-1) == targets[known]).float().mean()
+        else:
+            out["qa_loss"] = logits.sum() * 0.0
+        has_span = spans[:, 0] >= 0
+        if has_span.any():
+            span_ce = (
+                F.cross_entropy(start[has_span], spans[has_span, 0])
+                + F.cross_entropy(end[has_span], spans[has_span, 1])
+            ) / 2
+        else:  # a zero that still touches the span heads' graph
+            span_ce = st_ed.sum() * 0.0
+        out["span_ce"] = span_ce.detach()
+        out["span_loss"] = self.c.span_loss_weight * span_ce
+        return out
+
+    @torch.no_grad()
+    def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
+        """(ids, probabilities (N, K)) of every item of `data`, in eval mode."""
+        was_training = self.training
+        self.eval()
+        collate, device = self.collate(), self.device()
+        ids, probs = [], []
+        try:
+            for s in range(0, len(data), self.c.eval_batch_size):
+                batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, len(data)))])
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                out = self.forward(batch)
+                ids.extend(batch["ids"])
+                probs.append(out["qa_logits"].float().softmax(-1).cpu().numpy())
+        finally:
+            self.train(was_training)
+        return ids, np.concatenate(probs) if probs else np.zeros((0, self.c.num_answers))
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Accuracy (percent) on `split`; per order-dependence when the corpus has meta.jsonl."""
+        data = self.dataset(split)
+        ids, probs = self.predict_batches(data)
+        truth = [it[3] for it in data.items]
+        scored = [i for i, t in enumerate(truth) if t >= 0]
+        if not scored:
+            return {"n": float(len(ids))}
+        scored_ids = [ids[i] for i in scored]
+        types = order_types(scored_ids, read_meta(self.data_cfg.corpus, self.annotation_path(split).name))
+        res = qa_accuracy(
+            [int(probs[i].argmax()) for i in scored],
+            [truth[i] for i in scored],
+            num_choices=self.c.num_answers,
+            question_types=types,
+            ids=scored_ids,
+        )
+        out = {"accuracy": res["accuracy"], "n": float(res["n"])}
+        for kind, r in res.get("per_type", {}).items():
+            out[f"accuracy_{kind}"] = r["accuracy"]
+            out[f"n_{kind}"] = float(r["n"])
+        return out
+
+    @torch.no_grad()
+    def predict_video(
+        self,
+        video_feats: np.ndarray | torch.Tensor,
+        sentences: Sequence[Sentence],
+        question: str,
+        answers: Sequence[str],
+        interval: float | None = None,
+        **_: object,
+    ) -> dict:
+        """Answer one question about one video: ``{"answer_idx", "probs": [K floats]}``.
+
+        `video_feats (T, F)` are features at `interval` seconds (default: the training features');
+        other keyword arguments (those of the other tasks' ``predict_video``) are ignored."""
+        if len(answers) < 2:
+            raise InputError(f"QA: need at least 2 candidate answers, got {len(answers)}")
+        c, sp = self.c, self.specials
+        q = self.tokenize(question)[: c.max_question_tokens]
+        texts = [[sp.sep, *q, sp.sep, *self.tokenize(a)[: c.max_answer_tokens]] for a in answers]
+        item = {
+            "id": "input",
+            "clip": self.clip_from_inputs(video_feats, sentences, interval),
+            "texts": texts,
+            "target": -1,
+            "span": (-1, -1),
+        }
+        _, probs = self.predict_batches([item])
+        return {"answer_idx": int(probs[0].argmax()), "probs": [float(p) for p in probs[0]]}
+
+
+# ------------------------------------------------------------------------------------------ VIOLIN
+
+
+@dataclass
+class HeroViolinConfig:
+    """The ``task:`` section of ``hero-violin``."""
+
+    name: str = "hero-violin"
+    annotations: str = "annotations/violin_annotation.json"  # one file; records carry their split
+    max_statement_tokens: int = 40
+    head_lr_mult: float = 10.0
+    eval_batch_size: int = 16
+
+
+class ViolinDataset(Dataset):
+    """Statements (real = 1, fake = 0) of one split with their clips."""
+
+    def __init__(self, task: HeroViolinTask, split: str):
+        path = task.annotation_path(split)
+        records = read_violin(path, split=split)
+        clips, index = task.clips(split), task.clip_index(split)
+        self.items, self.clips = [], clips
+        for r in records:
+            rid = f"{r['clip_id']}:{r['pair_idx']}"
+            if r["vid_name"] not in index:
+                raise InputError(
+                    f"{path} [{r['clip_id']!r}]: video {r['vid_name']!r} is not in split {split!r} of the corpus"
+                )
+            text = [task.specials.sep, *task.tokenize(r["statement"])[: task.c.max_statement_tokens]]
+            self.items.append((f"{rid}:{r['label']}", rid, index[r["vid_name"]], text, int(r["label"])))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        sid, _, ci, text, label = self.items[i]
+        return {"id": sid, "clip": self.clips[ci], "texts": [text], "target": label, "span": (-1, -1)}
+
+
+@register_task("hero-violin")
+class HeroViolinTask(HeroDownstreamTask):
+    """Video-language inference on HERO: is the statement entailed by the clip? (module docstring)"""
+
+    config_cls = HeroViolinConfig
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self.check_text_budget(self.c.max_statement_tokens + 1)
+        d = self.model.cfg.hidden
+        self.heads = nn.ModuleDict(
+            {
+                "violin_pool": AttentionPool(d),
+                "violin_head": GeluNormMLP(d, 2 * d, 1, self.model.cfg.embed_ln_eps),
+            }
+        )
+        self.init_heads()
+        self._data: dict[str, ViolinDataset] = {}
+
+    def dataset(self, split: str, subtask: str = "main") -> ViolinDataset:
+        if split not in self._data:
+            self._data[split] = ViolinDataset(self, split)
+        return self._data[split]
+
+    def collate(self, subtask: str = "main") -> Callable[[list], dict]:
+        return TextClipCollate(self.specials, self.model.cfg.pack_max_len)
+
+    def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
+        h = fuse_text(self.model, batch)  # (B, T, D)
+        pooled = self.heads["violin_pool"](h, batch["frame_mask"], dim=1)  # (B, D)
+        logits = self.heads["violin_head"](pooled).squeeze(-1)  # (B,)
+        targets = batch["targets"].float()
+        return {
+            "violin_logits": logits,
+            "violin_loss": F.binary_cross_entropy_with_logits(logits, targets),
+            "acc": ((logits > 0).float() == targets).float().mean(),
+        }
+
+    @torch.no_grad()
+    def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
+        """(ids, P(entailed) (N,)) of every item of `data`, in eval mode."""
+        was_training = self.training
+        self.eval()
+        collate, device = self.collate(), self.device()
+        ids, probs = [], []
+        try:
+            for s in range(0, len(data), self.c.eval_batch_size):
+                batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, len(data)))])
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                ids.extend(batch["ids"])
+                probs.append(torch.sigmoid(self.forward(batch)["violin_logits"].float()).cpu().numpy())
+        finally:
+            self.train(was_training)
+        return ids, np.concatenate(probs) if probs else np.zeros(0)
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "val") -> dict[str, float]:
+        """Accuracy (percent) over statements; per order-dependence of the pair when meta.jsonl is there."""
+        data = self.dataset(split)
+        ids, probs = self.predict_batches(data)
+        truth = [it[4] for it in data.items]
+        pair_ids = [it[1] for it in data.items]
+        types = order_types(pair_ids, read_meta(self.data_cfg.corpus, self.annotation_path(split).name))
+        res = qa_accuracy([int(p > 0.5) for p in probs], truth, num_choices=2, question_types=types, ids=ids)
+        out = {"accuracy": res["accuracy"], "n": float(res["n"])}
+        for kind, r in res.get("per_type", {}).items():
+            out[f"accuracy_{kind}"] = r["accuracy"]
+            out[f"n_{kind}"] = float(r["n"])
+        return out
+
+    @torch.no_grad()
+    def predict_video(
+        self,
+        video_feats: np.ndarray | torch.Tensor,
+        sentences: Sequence[Sentence],
+        statement: str | None = None,
+        question: str | None = None,
+        interval: float | None = None,
+        **_: object,
+    ) -> dict:
+        """Is `statement` (or `question`) entailed by the video? ``{"label": 0|1, "prob": P(entailed)}``."""
+        text = statement if statement is not None else question
+        if not text:
+            raise InputError("VIOLIN: pass a statement to check against the video")
+        tokens = [self.specials.sep, *self.tokenize(text)[: self.c.max_statement_tokens]]
+        item = {
+            "id": "input",
+            "clip": self.clip_from_inputs(video_feats, sentences, interval),
+            "texts": [tokens],
+            "target": 0,
+            "span": (-1, -1),
+        }
+        _, probs = self.predict_batches([item])
+        return {"label": int(probs[0] > 0.5), "prob": float(probs[0])}

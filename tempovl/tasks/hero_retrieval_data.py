@@ -1,0 +1,129 @@
+"""Data side of HERO retrieval: queries, training items (a clip with its queries), batches, and the
+official hard-negative hinge. Used by :mod:`tempovl.tasks.hero_retrieval`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames
+from tempovl.models.hero import pack_clips
+from tempovl.tasks import hero_moments as hm
+
+
+@dataclass
+class Query:
+    """One query: id, text, its video, ground-truth spans (seconds; several for DiDeMo), training span."""
+
+    qid: Any
+    text: str
+    vid: str
+    spans: list[list[float]] | None = None
+    train_span: list[float] | None = None
+    qtype: str | None = None
+    segments: list[list[int]] | None = None  # DiDeMo annotators' segment moments
+
+
+def mode_span(spans: list[list[float]]) -> list[float]:
+    """The annotators' most frequent span (ties: the first), DiDeMo's training target."""
+    counts = Counter(tuple(s) for s in spans)
+    best = max(counts.values())
+    return list(next(tuple(s) for s in spans if counts[tuple(s)] == best))
+
+
+def chunks(n: int, size: int) -> list[range]:
+    return [range(i, min(i + size, n)) for i in range(0, n, max(size, 1))]
+
+
+def video_batch(items: Sequence[dict], specials: TextSpecials, pack_max_len: int | None) -> dict:
+    """Frames + subtitle groups (``[SEP] + tokens`` per unit, as HERO's non-MLM inputs) of clips."""
+    frame_feats, frame_mask = pad_frames(items)
+    groups = [[([specials.sep, *u.tokens], u.frame_ids) for u in it["units"]] for it in items]
+    batch = pack_clips(groups, [len(it["frame_feats"]) for it in items], pack_max_len, specials.pad)
+    batch.update(frame_feats=frame_feats, frame_mask=frame_mask, vids=[it["vid"] for it in items])
+    return batch
+
+
+def pad_queries(queries: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> query_ids (N, L) padded with `pad` and query_mask (N, L) bool."""
+    length = max(len(q) for q in queries)
+    ids = torch.full((len(queries), length), pad, dtype=torch.long)
+    for i, q in enumerate(queries):
+        ids[i, : len(q)] = torch.tensor(q, dtype=torch.long)
+    mask = torch.arange(length)[None] < torch.tensor([len(q) for q in queries])[:, None]
+    return ids, mask
+
+
+class QueryVideos(Dataset):
+    """Training items: a clip (``vid``, ``frame_feats``, ``units``) with ``queries``: its
+    ``([CLS] + tokens, (st_idx, ed_idx))`` pairs (``(-1, -1)`` when the task has no spans)."""
+
+    def __init__(self, clips: HeroClipDataset, queries: Sequence[Query], encode, interval: float):
+        self.clips = clips
+        by_vid: dict[str, list[tuple[list[int], tuple[int, int]]]] = {}
+        position = {v: i for i, v in enumerate(clips.vids)}
+        for q in queries:
+            t = clips.num_frames[position[q.vid]]
+            target = (-1, -1) if q.train_span is None else hm.span_target(*q.train_span, interval, t)
+            by_vid.setdefault(q.vid, []).append((encode(q.text), target))
+        self.index = [i for i, v in enumerate(clips.vids) if v in by_vid]
+        self.by_vid = by_vid
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.clips[self.index[i]])
+        item["queries"] = self.by_vid[item["vid"]]
+        return item
+
+
+class RetrievalCollate:
+    """Clips + `queries_per_video` queries each (random, repeat-padded; global torch RNG)."""
+
+    def __init__(self, specials: TextSpecials, pack_max_len: int | None, queries_per_video: int):
+        self.specials, self.pack_max_len, self.k = specials, pack_max_len, queries_per_video
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = video_batch(items, self.specials, self.pack_max_len)
+        queries, targets, query_video = [], [], []
+        for b, it in enumerate(items):
+            order = torch.randperm(len(it["queries"])).tolist()
+            for j in range(self.k):
+                ids, target = it["queries"][order[j % len(order)]]
+                queries.append(ids)
+                targets.append(target)
+                query_video.append(b)
+        batch["query_ids"], batch["query_mask"] = pad_queries(queries, self.specials.pad)
+        batch["span_targets"] = torch.tensor(targets, dtype=torch.long)  # (Nq, 2)
+        batch["query_video"] = torch.tensor(query_video, dtype=torch.long)  # (Nq,)
+        return batch
+
+
+def hard_hinge(
+    scores: torch.Tensor, query_video: torch.Tensor, margin: float, pool: int, weight: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Official hard-negative hinge: negatives sorted hardest first, the first `pool` weighted `weight`,
+    the others 0.1; averaged over each row's negatives, then over rows. scores (Nq, Nv)."""
+    nq, nv = scores.shape
+    pos = scores.gather(1, query_video[:, None])  # (Nq, 1)
+
+    def weighted(neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        neg = neg.masked_fill(~valid, -1e4)
+        order = neg.argsort(dim=1, descending=True)
+        neg, valid = neg.gather(1, order), valid.gather(1, order)
+        w = torch.full_like(neg, 0.1)
+        w[:, :pool] = weight
+        loss = (margin + neg - pos).clamp(min=0) * w * valid
+        return (loss.sum(1) / valid.sum(1).clamp(min=1)).mean()
+
+    other_video = ~F.one_hot(query_video, nv).bool()  # (Nq, Nv)
+    pair = scores.t()[query_video]  # (Nq, Nq'): s(q', v_q)
+    other_query = query_video[None, :] != query_video[:, None]
+    return weighted(scores, other_video), weighted(pair, other_query)

@@ -1,0 +1,155 @@
+"""Building the index: layout, incremental updates, resume after an interruption, bad videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from tempovl.errors import ConfigError, InputError
+from tempovl.search.index import IndexData, build_index, find_videos, load_manifest
+
+
+def _copy_videos(tiny_corpus, dest, names):
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(tiny_corpus / "videos" / f"{name}.mp4", dest / f"{name}.mp4")
+        shutil.copy2(tiny_corpus / "subtitles" / f"{name}.srt", dest / f"{name}.srt")
+
+
+def test_index_of_the_tiny_corpus(search_index, tiny_corpus):
+    manifest = load_manifest(search_index)
+    videos = sorted(p.stem for p in (tiny_corpus / "videos").glob("*.mp4"))
+    assert sorted(manifest["videos"]) == videos
+    assert manifest["encoder"]["spec"] == "subtitle-minilm" and manifest["encoder"]["dim"] == 384
+    assert manifest["approx"]["kind"] == "hnsw" and (search_index / "approx.faiss").is_file()
+    data = IndexData.load(search_index)
+    entry = manifest["videos"]["tv00004"]
+    assert entry["num_frames"] == int(np.ceil(entry["duration"] / 1.5 - 1e-6))
+    assert entry["subtitles"].endswith("tv00004.srt")
+    assert data.frame_embs.shape == (data.video_offsets[-1], 384)
+    norms = np.linalg.norm(data.frame_embs, axis=1)
+    assert norms.max() <= 1.0 + 1e-5
+    # single-channel clips have no subtitles: all-zero frames; dialogue videos have unit-norm frames
+    sc = data.video_ids.index("sc00000")
+    assert not data.frame_embs[data.video_offsets[sc] : data.video_offsets[sc + 1]].any()
+    assert (norms > 0.999).sum() > 50
+    subs = data.subtitles("tv00004")
+    assert subs[2][2:] == ["Hello Eve, good to see you.", "DANA"]
+    assert not list(search_index.glob("**/*.tmp"))
+
+
+def test_incremental_add_change_and_remove(tiny_corpus, encoder, tmp_path, counting):
+    videos, out = tmp_path / "videos", tmp_path / "index"
+    _copy_videos(tiny_corpus, videos, ["tv00000", "tv00001", "tv00002"])
+    first = counting(encoder)
+    report = build_index([videos], out, first, progress=False, approx="none")
+    assert len(first.calls) == 3 and sorted(report.added) == ["tv00000", "tv00001", "tv00002"]
+
+    _copy_videos(tiny_corpus, videos, ["tv00003", "tv00004"])
+    second = counting(encoder)
+    report = build_index([videos], out, second, progress=False, approx="none")
+    assert sorted(os.path.basename(p) for p in second.calls) == ["tv00003.mp4", "tv00004.mp4"]
+    assert report.added == ["tv00003", "tv00004"] and len(report.unchanged) == 3
+
+    # a changed subtitle file re-encodes that video only; a deleted video leaves the index
+    with open(videos / "tv00001.srt", "a", encoding="utf-8") as f:
+        f.write("\n99\n00:00:20,000 --> 00:00:21,000\nA new line.\n")
+    (videos / "tv00002.mp4").unlink()
+    third = counting(encoder)
+    report = build_index([videos], out, third, progress=False, approx="none")
+    assert [os.path.basename(p) for p in third.calls] == ["tv00001.mp4"]
+    assert report.updated == ["tv00001"] and report.removed == ["tv00002"]
+    manifest = load_manifest(out)
+    assert sorted(manifest["videos"]) == ["tv00000", "tv00001", "tv00003", "tv00004"]
+    assert "A new line." in [s[2] for s in IndexData.load(out).subtitles("tv00001")]
+    # shards nobody uses any more are gone
+    live = {f"{v['shard']:05d}" for v in manifest["videos"].values()}
+    assert {p.name.split(".")[0] for p in (out / "shards").iterdir()} == live
+
+    nothing = counting(encoder)
+    assert build_index([videos], out, nothing, progress=False, approx="none").encoded == 0
+    assert nothing.calls == []
+
+
+def test_interrupted_build_resumes(tiny_corpus, encoder, tmp_path, counting):
+    videos, out = tmp_path / "videos", tmp_path / "index"
+    names = ["tv00000", "tv00001", "tv00002", "tv00003", "tv00004"]
+    _copy_videos(tiny_corpus, videos, names)
+    dying = counting(encoder, fail_at=4, fail_with=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        build_index([videos], out, dying, progress=False, shard_size=2, approx="none")
+    # videos 1-3 were encoded: the full shard of 2 and the partial one are both saved
+    assert sorted(load_manifest(out)["videos"]) == names[:3]
+    resumed = counting(encoder)
+    build_index([videos], out, resumed, progress=False, shard_size=2, approx="none")
+    assert [os.path.basename(p) for p in resumed.calls] == ["tv00003.mp4", "tv00004.mp4"]
+    assert sorted(load_manifest(out)["videos"]) == names
+
+
+def test_leftover_shard_of_a_killed_build_is_ignored(tiny_corpus, encoder, tmp_path):
+    videos, out = tmp_path / "videos", tmp_path / "index"
+    _copy_videos(tiny_corpus, videos, ["tv00000"])
+    build_index([videos], out, encoder, progress=False, approx="none")
+    orphan = out / "shards" / "00001.emb.npy"  # what a kill between shard and manifest leaves
+    np.save(orphan, np.zeros((3, 384), dtype=np.float32))
+    _copy_videos(tiny_corpus, videos, ["tv00001"])
+    build_index([videos], out, encoder, progress=False, approx="none")
+    manifest = load_manifest(out)
+    assert manifest["videos"]["tv00001"]["shard"] == 1
+    assert np.load(orphan).any()  # overwritten by the real shard
+
+
+def test_bad_video_stops_or_is_skipped(tiny_corpus, encoder, tmp_path):
+    videos, out = tmp_path / "videos", tmp_path / "index"
+    _copy_videos(tiny_corpus, videos, ["tv00000", "tv00001"])
+    (videos / "broken.mp4").write_bytes(b"this is not a video")
+    with pytest.raises(InputError, match="broken.mp4"):
+        build_index([videos], out, encoder, progress=False, approx="none")
+    assert sorted(load_manifest(out)["videos"]) == []  # broken.mp4 sorts first: nothing done yet
+    report = build_index([videos], out, encoder, progress=False, approx="none", skip_bad=True)
+    assert list(report.bad) == ["broken"] and "broken.mp4" in report.bad["broken"]
+    manifest = load_manifest(out)
+    assert sorted(manifest["videos"]) == ["tv00000", "tv00001"] and "broken" in manifest["bad"]
+
+
+def test_malformed_subtitles_name_the_file(tiny_corpus, encoder, tmp_path):
+    videos = tmp_path / "videos"
+    _copy_videos(tiny_corpus, videos, ["tv00000"])
+    (videos / "tv00000.srt").write_text("1\n00:00:01,000 --> nonsense\nhi\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"tv00000\.srt:2"):
+        build_index([videos], tmp_path / "index", encoder, progress=False, approx="none")
+
+
+def test_other_encoder_is_refused(search_index, encoder, tiny_corpus, counting):
+    other = counting(encoder)
+    other.fingerprint = "different"
+    with pytest.raises(ConfigError, match="built with encoder 'subtitle-minilm'"):
+        build_index([tiny_corpus / "videos"], search_index, other, progress=False)
+    assert other.calls == []
+
+
+def test_find_videos_ids_and_errors(tmp_path):
+    (tmp_path / "a" / "show").mkdir(parents=True)
+    (tmp_path / "a" / "show" / "ep1.mkv").write_bytes(b"")
+    (tmp_path / "a" / "x.webm").write_bytes(b"")
+    (tmp_path / "a" / "notes.txt").write_text("")
+    found = find_videos([tmp_path / "a"])
+    assert [vid for vid, _ in found] == ["show/ep1", "x"]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "x.mp4").write_bytes(b"")
+    with pytest.raises(InputError, match="two videos would get the id 'x'"):
+        find_videos([tmp_path / "a", tmp_path / "b"])
+    with pytest.raises(InputError, match="no such file or folder"):
+        find_videos([tmp_path / "missing"])
+
+
+def test_not_an_index(tmp_path):
+    with pytest.raises(InputError, match="not a search index"):
+        load_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(InputError, match="not a tempovl search index"):
+        load_manifest(tmp_path)

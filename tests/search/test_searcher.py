@@ -1,0 +1,133 @@
+"""Search results: well-formed, deterministic, and good enough on subtitle-only queries; the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tempovl.cli import main
+from tempovl.errors import InputError
+from tempovl.search.searcher import Searcher, tvr_submission, video_recall
+
+
+def test_hits_are_well_formed(searcher):
+    hits = searcher.search("Dana says hello to Eve", k=10)
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and len(hits) == 10
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for h in hits:
+        assert 0.0 <= h.start < h.end <= h.duration + 1e-6
+        assert h.end - h.start <= searcher.max_moment_s + 1e-6
+        assert h.video == searcher.data.video_ids[h.video_idx]
+        assert str(searcher.video_path(h.video_idx)) == h.path
+    top = hits[0]
+    assert top.video == "tv00004" and top.start <= 5.7 + 1.5 and top.end >= 8.1 - 1.5  # gt [5.7, 8.1]
+    assert any(s["text"] == "Hello Eve, good to see you." for s in top.subtitles)
+
+
+def test_search_is_deterministic(searcher, search_index, encoder):
+    a = [h.to_dict() for h in searcher.search("someone asks Bob a question", k=20)]
+    b = [h.to_dict() for h in searcher.search("someone asks Bob a question", k=20)]
+    c = [
+        h.to_dict()
+        for h in Searcher(search_index, encoder=encoder).search("someone asks Bob a question", k=20)
+    ]
+    assert a == b == c
+
+
+def test_no_two_hits_overlap_more_than_nms_allows(searcher):
+    from tempovl.metrics.moment import temporal_iou
+
+    hits = searcher.search("Eve says she feels sad", k=30)
+    for i, h in enumerate(hits):
+        for g in hits[:i]:
+            if g.video == h.video:
+                assert temporal_iou([[g.start, g.end]], [[h.start, h.end]])[0, 0] <= 0.5 + 1e-9
+
+
+def test_subtitle_queries_find_their_video(searcher, tvr_queries):
+    """The t-type (dialogue-only) queries: R@10 must be perfect and R@1 far above chance."""
+    t_queries = [q for q in tvr_queries if q["type"] == "t"]
+    assert len(t_queries) >= 3
+    ranked = {q["desc_id"]: searcher.search(q["desc"], k=10) for q in t_queries}
+    recall = video_recall(ranked, t_queries, ks=(1, 10))
+    chance_r1 = 100.0 / searcher.num_videos  # 18 videos: 5.6 %
+    assert recall["r10"] == 100.0
+    assert recall["r1"] >= 50.0 > 5 * chance_r1
+
+
+def test_exact_and_approximate_agree_on_a_small_index(searcher, tvr_queries):
+    for q in tvr_queries[:5]:
+        exact = searcher.search(q["desc"], k=5)
+        approx = searcher.search(q["desc"], k=5, approx=True)
+        assert [h.video for h in exact] == [h.video for h in approx]
+
+
+def test_video_scores_are_the_max_over_frames(searcher):
+    q = searcher.encoder.encode_query(["Grace says she feels excited"])[0]
+    videos, scores = searcher.video_scores(q)
+    sims = searcher.data.frame_embs @ q  # (N,)
+    brute = np.array(
+        [
+            sims[lo:hi].max()
+            for lo, hi in zip(searcher.data.video_offsets[:-1], searcher.data.video_offsets[1:])
+        ]
+    )
+    np.testing.assert_allclose(scores, np.sort(brute)[::-1][: len(scores)], atol=1e-5)
+    assert int(videos[0]) == int(np.argmax(brute))
+
+
+def test_bad_queries(searcher):
+    with pytest.raises(InputError, match="empty"):
+        searcher.search("   ")
+    with pytest.raises(InputError, match="k must be"):
+        searcher.search("hello", k=0)
+
+
+def test_tvr_submission_scores_with_the_official_eval(searcher, tvr_queries):
+    from tempovl.metrics.moment import eval_tvr
+
+    metrics = eval_tvr(tvr_submission(searcher, tvr_queries, k=100), tvr_queries)
+    assert metrics["VR_by_type"]["t-r10"] == 100.0
+    assert metrics["VCMR_by_type"]["t-0.5-r10"] >= 50.0
+
+
+def test_cli_table_and_json(search_index, capsys):
+    assert main(["search", str(search_index), "Eve says she feels sad", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["rank", "video", "start", "end", "score"]
+    assert len(lines) == 4 and lines[1].split()[:2] == ["1", "tv00004"]
+    assert main(["search", str(search_index), "Eve says she feels sad", "-k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [h["rank"] for h in out["hits"]] == [1, 2] and out["hits"][0]["video"] == "tv00004"
+
+
+def test_cli_errors(tmp_path, search_index, capsys):
+    assert main(["search", str(tmp_path), "hello"]) == 2
+    assert "not a search index" in capsys.readouterr().err
+    assert main(["search", str(search_index), "hello", "-k", "0"]) == 2
+    assert "-k must be >= 1" in capsys.readouterr().err
+
+
+def test_cli_index_build_and_info(tiny_corpus, tmp_path, capsys):
+    out = tmp_path / "idx"
+    code = main(
+        [
+            "index",
+            "build",
+            str(tiny_corpus / "videos" / "tv00004.mp4"),
+            str(out),
+            "--model",
+            "subtitle",
+            "--subtitles",
+            str(tiny_corpus / "subtitles"),
+            "--no-progress",
+            "--approx",
+            "ivf",
+        ]
+    )
+    assert code == 0 and "1 added" in capsys.readouterr().out
+    assert main(["index", "info", str(out)]) == 0
+    assert "1 videos, 20 frames, encoder subtitle-minilm (dim 384), approx ivf" in capsys.readouterr().out

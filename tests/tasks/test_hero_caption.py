@@ -1,0 +1,142 @@
+"""HERO moment captioning (TVC) on the tiny demo corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tempovl.config import load_config
+from tempovl.data.subtitles import Sentence
+from tempovl.errors import InputError
+from tempovl.tasks.hero_caption import HeroCaptionTask, moment_frames
+
+
+def tiny_config(corpus, feats, out, *extra: str) -> dict:
+    overrides = [
+        f"data.corpus={corpus}",
+        f"data.features={feats}",
+        "model.hidden=32",
+        "model.num_heads=2",
+        "model.mlp_hidden=64",
+        "model.dropout=0.0",
+        "model.attn_dropout=0.0",
+        f"train.output_dir={out}",
+        "train.max_steps=2",
+        "train.batch_size=3",
+        "train.warmup_steps=0",
+        "train.eval_every=0",
+        "train.log_every=1",
+        "train.progress=false",
+        "train.curves=false",
+        *extra,
+    ]
+    return load_config("experiment/hero-tiny-tvc", overrides)
+
+
+@pytest.fixture(scope="module")
+def tvc_task(tiny_corpus, tiny_features, tmp_path_factory):
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("tvc")
+    return HeroCaptionTask(tiny_config(tiny_corpus, tiny_features, out, "task.max_gen_len=8"))
+
+
+def test_moment_frames_follow_the_official_rule():
+    # [3.2, 7.6] at 1.5 s: frames [floor(2.13), round(5.07)) = [2, 5)
+    assert moment_frames([3.2, 7.6], 100, 1.5) == (2, 5)
+    assert moment_frames([3.0, 3.1], 100, 1.5) == (2, 3)  # at least one frame
+    assert moment_frames([40.0, 50.0], 10, 1.5) == (9, 10)  # kept inside the clip
+
+
+def test_every_new_parameter_gets_a_gradient(tvc_task):
+    data = tvc_task.dataset("train")
+    batch = tvc_task.collate()([data[i] for i in range(3)])
+    tvc_task.train()
+    out = tvc_task(batch)
+    assert torch.isfinite(out["caption_loss"])
+    tvc_task.zero_grad()
+    out["caption_loss"].backward()
+    for name, p in tvc_task.heads.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # trained end to end: the encoder and the shared word embeddings / LM head learn too
+    for name in ("model.cross.blocks.0.attn.q.weight", "model.temporal.blocks.0.mlp.fc1.weight"):
+        assert tvc_task.get_parameter(name).grad.abs().sum() > 0, name
+    assert tvc_task.model.text_embed.word.weight.grad.abs().sum() > 0
+    assert tvc_task.lr_multipliers() == {"heads": 10.0}
+
+
+def test_moment_memory_holds_the_moment_frames(tvc_task):
+    data = tvc_task.dataset("val", train=False)
+    items = [data[i] for i in range(2)]
+    batch = tvc_task.collate()(items)
+    tvc_task.eval()
+    with torch.no_grad():
+        frames = tvc_task.model.encode(batch)["frame_temporal"]
+        memory, mask = tvc_task.encode_moments(batch)
+    for b, it in enumerate(items):
+        st, ed = it["moment"]
+        assert int(mask[b].sum()) == ed - st
+        torch.testing.assert_close(memory[b, : ed - st], frames[b, st:ed])
+
+
+def test_beam_one_equals_greedy(tvc_task):
+    data = tvc_task.dataset("val", train=False)
+    batch = tvc_task.collate()([data[i] for i in range(3)])
+    greedy = tvc_task.generate(batch, beam_size=1)
+    tvc_task.eval()
+    with torch.no_grad():
+        memory, mask = tvc_task.encode_moments(batch)
+        greedy_ids = tvc_task.greedy(memory, mask, tvc_task.c.max_gen_len)
+        beam_ids = [
+            tvc_task.beam(memory[b : b + 1], mask[b : b + 1], tvc_task.c.max_gen_len, 1) for b in range(3)
+        ]
+    assert beam_ids == greedy_ids
+    assert greedy == [tvc_task.tokenizer.decode(s, skip_special_tokens=True).strip() for s in greedy_ids]
+    wide = tvc_task.generate(batch, beam_size=3)
+    assert len(wide) == 3 and all(isinstance(c, str) for c in wide)
+
+
+def test_predict_video_captions_a_moment(tvc_task):
+    feats = np.random.default_rng(2).standard_normal((20, tvc_task.model.cfg.frame_dim)).astype(np.float32)
+    subs = [Sentence("Alice: look at that.", 1.0, 4.0)]
+    out = tvc_task.predict_video(feats, subs, start=3.0, end=9.0)
+    assert isinstance(out["caption"], str) and out["frames"] == [2, 6]
+    with pytest.raises(InputError, match="start < end"):
+        tvc_task.predict_video(feats, subs, start=9.0, end=3.0)
+
+
+@pytest.mark.slow
+def test_tvc_finetune_evaluate_and_known_captions(tiny_corpus, tiny_features, tmp_path, monkeypatch):
+    """The one test that runs Java (PTB tokenizer, METEOR): engine fine-tune + evaluate, and a known
+    caption scored through caption_scores."""
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime")
+    from tempovl.engine.trainer import train
+
+    cfg = tiny_config(tiny_corpus, tiny_features, tmp_path / "run", "task.max_gen_len=6")
+    result = train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["caption_loss"]) for r in rows if "caption_loss" in r)
+    metrics = result.eval_history[-1]
+    for name in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"):
+        assert math.isfinite(metrics[name]) and metrics[name] >= 0.0
+    preds = json.loads((tmp_path / "run" / "predictions" / "tvc_val.json").read_text())
+    assert len(preds) == metrics["n"] and all("desc" in p["descs"][0] for p in preds)
+
+    # a model that outputs the first reference of every moment: BLEU-4 and ROUGE-L are exactly 1
+    task = HeroCaptionTask(cfg)
+    task.c.metrics = ["BLEU-4", "ROUGE-L"]
+    data = task.dataset("val", train=False)
+    first = {m["clip_id"]: m["refs"][0] for _, _, _, m in data.items}
+    monkeypatch.setattr(
+        task, "generate", lambda batch, beam_size=None: [first[m["clip_id"]] for m in batch["meta"]]
+    )
+    perfect = task.evaluate("val")
+    assert perfect["BLEU-4"] == pytest.approx(1.0) and perfect["ROUGE-L"] == pytest.approx(1.0)
+    monkeypatch.setattr(task, "generate", lambda batch, beam_size=None: ["zebra"] * len(batch["meta"]))
+    wrong = task.evaluate("val")
+    assert wrong["BLEU-4"] < 1e-6 and wrong["ROUGE-L"] == 0.0

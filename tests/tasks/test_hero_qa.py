@@ -1,0 +1,190 @@
+"""HERO multiple-choice QA (TVQA) and video-language inference (VIOLIN) on the tiny demo corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tempovl.config import load_config
+from tempovl.data.subtitles import Sentence
+from tempovl.errors import InputError
+from tempovl.tasks.hero_qa import HeroQATask, HeroViolinTask, check_qa_record, span_frames
+
+
+def tiny_config(experiment: str, corpus, feats, out, *extra: str) -> dict:
+    overrides = [
+        f"data.corpus={corpus}",
+        f"data.features={feats}",
+        "model.hidden=32",
+        "model.num_heads=2",
+        "model.mlp_hidden=64",
+        "model.dropout=0.0",
+        "model.attn_dropout=0.0",
+        f"train.output_dir={out}",
+        "train.max_steps=2",
+        "train.batch_size=3",
+        "train.warmup_steps=0",
+        "train.eval_every=0",
+        "train.log_every=1",
+        "train.progress=false",
+        "train.curves=false",
+        *extra,
+    ]
+    return load_config(f"experiment/{experiment}", overrides)
+
+
+@pytest.fixture(scope="module")
+def qa_task(tiny_corpus, tiny_features, tmp_path_factory):
+    torch.manual_seed(0)
+    return HeroQATask(
+        tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path_factory.mktemp("qa"))
+    )
+
+
+def test_span_frames_follow_the_official_rule():
+    # ts [3.2, 7.6] at 1.5 s: start floor(2.13) = 2, end ceil(5.07) - 1 = 5 (max with start + 1 = 3)
+    assert span_frames([3.2, 7.6], 100, 1.5) == (2, 5)
+    assert span_frames([3.0, 3.1], 100, 1.5) == (2, 3)  # at least one frame after the start
+    assert span_frames([30.0, 45.0], 10, 1.5) == (9, 9)  # clamped to the last frame
+    assert span_frames(None, 10, 1.5) == (-1, -1)
+
+
+def test_tvqa_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path):
+    from tempovl.engine.trainer import train
+
+    cfg = tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path / "run")
+    result = train(cfg)
+    assert result.step == 2
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "qa_loss" in r]
+    assert steps and all(math.isfinite(r["qa_loss"]) and math.isfinite(r["span_loss"]) for r in steps)
+    metrics = result.eval_history[-1]
+    assert 0.0 <= metrics["accuracy"] <= 100.0 and metrics["n"] > 0
+    # the tiny corpus has meta.jsonl: the order-dependent breakdown adds up
+    n_order, n_free = metrics.get("n_order", 0.0), metrics.get("n_no_order", 0.0)
+    assert n_order + n_free == metrics["n"]
+
+
+def test_every_new_parameter_gets_a_gradient(qa_task):
+    data = qa_task.dataset("train")
+    batch = qa_task.collate()([data[i] for i in range(3)])
+    qa_task.train()
+    out = qa_task(batch)
+    assert out["qa_logits"].shape == (3, 5)
+    loss = out["qa_loss"] + out["span_loss"]
+    assert torch.isfinite(loss)
+    qa_task.zero_grad()
+    loss.backward()
+    for name, p in qa_task.heads.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for name in ("model.cross.blocks.0.attn.q.weight", "model.temporal.blocks.0.mlp.fc1.weight"):
+        assert qa_task.get_parameter(name).grad.abs().sum() > 0, name
+    assert qa_task.lr_multipliers() == {"heads": 10.0}
+
+
+def test_span_loss_weight_scales_the_span_term(qa_task):
+    data = qa_task.dataset("train")
+    batch = qa_task.collate()([data[i] for i in range(2)])
+    qa_task.eval()
+    with torch.no_grad():
+        out = qa_task(batch)
+    assert torch.allclose(out["span_loss"], 0.5 * out["span_ce"])
+
+
+def test_padding_frames_do_not_change_the_probabilities(qa_task):
+    data = qa_task.dataset("train")
+    lengths = [len(data[i]["clip"]["frame_feats"]) for i in range(len(data))]
+    short, long = int(np.argmin(lengths)), int(np.argmax(lengths))
+    assert lengths[long] > lengths[short]
+    alone = qa_task.predict_batches([data[short]])[1]
+    padded = qa_task.predict_batches([data[short], data[long]])[1]  # short clip padded to the long one
+    np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+    np.testing.assert_allclose(alone.sum(), 1.0, atol=1e-5)
+
+
+def test_bad_answer_index_names_the_record(qa_task, tiny_corpus, tmp_path):
+    src = tiny_corpus / "annotations" / "tvqa_train.jsonl"
+    lines = src.read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["answer_idx"] = 7
+    path = tmp_path / "tvqa_train.jsonl"
+    path.write_text("\n".join([lines[0], json.dumps(bad), *lines[2:]]) + "\n")
+    qa_task.c.annotations = str(tmp_path / "tvqa_{split}.jsonl")
+    try:
+        with pytest.raises(InputError, match=r"tvqa_train\.jsonl:2.*answer_idx.*7"):
+            _fresh_dataset(qa_task)
+        bad.update(answer_idx=0, a5="A sixth answer.")
+        path.write_text("\n".join([lines[0], json.dumps(bad)]) + "\n")
+        with pytest.raises(
+            InputError, match=r"tvqa_train\.jsonl:2.*expected 5 candidate answers a0..a4, got 6"
+        ):
+            _fresh_dataset(qa_task)
+    finally:
+        qa_task.c.annotations = "annotations/tvqa_{split}.jsonl"
+
+
+def _fresh_dataset(task):
+    from tempovl.tasks.hero_qa import QADataset
+
+    return QADataset(task, "train")
+
+
+def test_in_memory_records_are_checked():
+    good = {"answers": ["a", "b", "c"], "answer_idx": 2}
+    check_qa_record(good, 3, "q1")
+    with pytest.raises(InputError, match="q7: answer_idx 3 is not in range 0..2"):
+        check_qa_record(dict(good, answer_idx=3), 3, "q7")
+    with pytest.raises(InputError, match="q8: expected 5 candidate answers, got 3"):
+        check_qa_record(good, 5, "q8")
+
+
+def test_predict_video_answers_a_question(qa_task):
+    dim = qa_task.model.cfg.frame_dim
+    feats = np.random.default_rng(1).standard_normal((12, dim)).astype(np.float32)
+    subs = [Sentence("Alice: where is the box?", 0.5, 3.0), Sentence("Bob: in the kitchen.", 4.0, 6.5)]
+    out = qa_task.predict_video(
+        feats, subs, question="Where is the box?", answers=["kitchen", "garden", "bed"]
+    )
+    assert out["answer_idx"] in (0, 1, 2) and len(out["probs"]) == 3
+    assert abs(sum(out["probs"]) - 1.0) < 1e-5
+    with pytest.raises(InputError, match=rf"expected shape \(T, {dim}\)"):
+        qa_task.predict_video(feats[:, :5], subs, question="q", answers=["a", "b"])
+
+
+def test_violin_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path):
+    from tempovl.engine.trainer import train
+
+    cfg = tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path / "run")
+    result = train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["violin_loss"]) for r in rows if "violin_loss" in r)
+    metrics = result.eval_history[-1]
+    assert 0.0 <= metrics["accuracy"] <= 100.0 and metrics["n"] % 2 == 0  # real + fake per pair
+
+
+def test_violin_heads_get_gradients(tiny_corpus, tiny_features, tmp_path):
+    task = HeroViolinTask(tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path))
+    data = task.dataset("train")
+    batch = task.collate()([data[i] for i in range(4)])
+    out = task(batch)
+    assert out["violin_logits"].shape == (4,)
+    out["violin_loss"].backward()
+    for name, p in task.heads.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    feats = np.zeros((5, task.model.cfg.frame_dim), dtype=np.float32)
+    pred = task.predict_video(feats, [], statement="The red circle jumps.")
+    assert pred["label"] in (0, 1) and 0.0 <= pred["prob"] <= 1.0
+
+
+def test_order_breakdown_comes_from_meta(tiny_corpus, tmp_path):
+    from tempovl.tasks.hero_qa import order_types, read_meta
+
+    assert read_meta(tmp_path, "tvqa_val.jsonl") == {}
+    meta = read_meta(tiny_corpus, "tvqa_val.jsonl")
+    ids = list(meta)[:3]
+    assert order_types(ids, meta) == ["order" if meta[i]["order"] else "no_order" for i in ids]
+    assert order_types(["missing"], meta) is None

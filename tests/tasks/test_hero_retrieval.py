@@ -1,0 +1,229 @@
+"""HERO retrieval tasks: span inference on hand-computed cases, the hard-negative hinge, a fine-tune step of
+every task, evaluation files that the TVR evaluation scores identically, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tempovl.config import load_config
+from tempovl.errors import InputError
+from tempovl.io import read_jsonl
+from tempovl.metrics import eval_tvr
+from tempovl.objectives.matching import hinge_both_ways
+from tempovl.registry import build_task
+from tempovl.tasks import hero_moments as hm
+from tempovl.tasks.hero_retrieval import flatten_tvr, hard_hinge
+
+TASKS = {"hero-vcmr": "hero-tiny-vcmr", "hero-didemo": "hero-tiny-didemo", "hero-msrvtt": "hero-tiny-msrvtt"}
+
+
+def make_cfg(corpus, features, experiment: str, *overrides: str) -> dict:
+    return load_config(
+        experiment,
+        [
+            f"data.corpus={corpus}",
+            f"data.features={features}",
+            "data.extract_size=null",
+            "data.max_frames=24",
+            "task.eval_batch_size=4",
+            *overrides,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def tasks(tiny_corpus, tiny_features):
+    torch.manual_seed(0)
+    return {name: build_task(make_cfg(tiny_corpus, tiny_features, exp)) for name, exp in TASKS.items()}
+
+
+# ------------------------------------------------------------------------------ inference pieces
+def test_span_target_follows_the_official_labels():
+    assert hm.span_target(3.2, 7.6, 1.0, 100) == (3, 7)  # the official docstring's example
+    assert hm.span_target(3.0, 3.5, 1.0, 100) == (3, 4)  # at least two frames: ed >= st + 1
+    assert hm.span_target(3.2, 7.6, 1.0, 5) == (3, 4)  # clipped to the last frame
+    assert hm.span_target(6.3, 16.2, 1.5, 40) == (4, 10)
+
+
+def test_span_window_is_the_official_length_mask():
+    w = hm.span_window(4, 1, 3)
+    expected = [[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+    assert w.int().tolist() == expected
+
+
+def test_top_spans_multiplies_start_end_and_video_scores():
+    st = torch.tensor([[[0.5, 0.3, 0.2]], [[0.1, 0.1, 0.8]]]).reshape(1, 2, 3)  # (Q=1, K=2, T=3)
+    ed = torch.tensor([[[0.1, 0.2, 0.7]], [[0.3, 0.3, 0.4]]]).reshape(1, 2, 3)
+    window = hm.span_window(3, 0, 3)  # every span with ed >= st
+    scores, vk, si, ei = hm.top_spans(st, ed, window, top_n=3, video_scores=torch.tensor([[1.0, 2.0]]))
+    # video 1: 2 * 0.8 * 0.4 = 0.64 at (2, 2); video 0: 0.5 * 0.7 = 0.35 at (0, 2); video 1: 2 * .1 * .4
+    assert scores[0].tolist() == pytest.approx([0.64, 0.35, 0.21])
+    assert vk[0].tolist() == [1, 0, 0] and si[0].tolist() == [2, 0, 1] and ei[0].tolist() == [2, 2, 2]
+    narrow = hm.span_window(3, 1, 2)  # only spans of exactly 2 frames: 2 per video
+    scores, _, si, ei = hm.top_spans(st, ed, narrow, top_n=100)
+    assert scores.shape == (1, 4) and ((ei - si) == 1).all()  # never a span outside the window
+    assert hm.to_seconds(2, 4, 1.5) == (3.0, 7.5)
+
+
+def test_hard_hinge_by_hand_and_equal_to_the_plain_hinge_with_uniform_weights():
+    scores = torch.tensor([[0.9, 0.5, 0.8], [0.2, 0.6, 0.1], [0.3, 0.7, 0.4]])  # (Nq=3, Nv=3)
+    qv = torch.tensor([0, 1, 2])
+    neg_ctx, neg_q = hard_hinge(scores, qv, margin=0.1, pool=1, weight=10.0)
+    # query 0: negatives sorted 0.8, 0.5 -> hinges 0.0, 0.0; query 1: 0.2, 0.1 -> 0, 0;
+    # query 2: 0.7, 0.3 -> 0.4, 0.0 -> weighted (10 * 0.4 + 0.1 * 0) / 2 = 2.0
+    assert float(neg_ctx) == pytest.approx((0 + 0 + 2.0) / 3)
+    # neg_q for query 2 (video 2): other queries on video 2: q0 0.8, q1 0.1 -> hinge 0.5, 0 -> 10*0.5/2
+    # query 0 (video 0): q2 0.3, q1 0.2 -> 0, 0; query 1 (video 1): q2 0.7, q0 0.5 -> 0.2, 0.0 -> 10*0.2/2
+    assert float(neg_q) == pytest.approx((0 + 1.0 + 2.5) / 3)
+    plain = hinge_both_ways(scores, qv, 0.1)
+    uniform = hard_hinge(scores, qv, 0.1, pool=10, weight=1.0)
+    assert [float(x) for x in uniform] == pytest.approx([float(x) for x in plain])
+
+
+def test_didemo_moment_scores_use_the_frames_of_each_segment_moment():
+    st = np.zeros((1, 20))
+    ed = np.zeros((1, 20))
+    st[0, 3], ed[0, 6] = 0.5, 0.4  # segment 1 = 5-10 s -> frames 3..6 at 1.5 s
+    scores = hm.didemo_moment_scores(st, ed, 1.5, [(0, 0), (1, 1), (0, 1)])
+    assert scores[0].tolist() == pytest.approx([0.0, 0.2, 0.0])
+
+
+# -------------------------------------------------------------------------------- fine-tuning step
+@pytest.mark.parametrize("name", list(TASKS))
+def test_one_finetune_step_gives_finite_losses_and_gradients_everywhere(tasks, name):
+    task = tasks[name]
+    task.train()
+    data = task.dataset("train")
+    batch = task.collate()([data[i] for i in range(min(3, len(data)))])
+    assert batch["query_ids"].shape[0] == len(batch["vids"]) * task.c.queries_per_video
+    out = task(batch)
+    assert torch.isfinite(out["vsm_loss"]) and float(out["vsm_loss"].detach()) > 0
+    assert ("vsm_local" in out) == (name != "hero-msrvtt")
+    task.zero_grad()
+    out["vsm_loss"].backward()
+    trainable = [(n, p) for n, p in task.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if p.grad is None]
+    assert not missing, missing
+    assert all(torch.isfinite(p.grad).all() for _, p in trainable)
+    assert not task.model.mlm_head.dense.weight.requires_grad  # unused pre-training heads are frozen
+
+
+def test_hard_negatives_start_after_the_configured_number_of_forwards(tiny_corpus, tiny_features):
+    cfg = make_cfg(
+        tiny_corpus,
+        tiny_features,
+        "hero-tiny-vcmr",
+        "task.hard_negative=true",
+        "task.hard_negative_start=1",
+        "model.dropout=0.0",
+        "model.attn_dropout=0.0",
+    )
+    task = build_task(cfg)
+    task.train()
+    data = task.dataset("train")
+    torch.manual_seed(1)
+    batch = task.collate()([data[i] for i in range(3)])
+    first = task(batch)  # forward 1: the plain hinge
+    second = task(batch)  # forward 2: hard negatives; pool 20 > 2 negatives, so every hinge weighs 10
+    assert int(task.train_forwards) == 2
+    for key in ("vsm_neg_ctx", "vsm_neg_q"):
+        assert float(second[key]) == pytest.approx(10 * float(first[key]), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------- evaluation
+@pytest.mark.parametrize("name", ["hero-vcmr", "hero-didemo"])
+def test_evaluate_writes_a_tvr_prediction_file_that_eval_tvr_scores_the_same(tasks, name, tmp_path):
+    task = tasks[name]
+    metrics = task.evaluate("val", out_dir=tmp_path)
+    submission = json.loads((tmp_path / "predictions.json").read_text())
+    gt = read_jsonl(tmp_path / "ground_truth.jsonl")
+    assert set(submission) == {"video2idx", "VCMR", "SVMR", "VR"}
+    queries = task.queries("val")
+    assert [e["desc_id"] for e in submission["VCMR"]] == [q.qid for q in queries]
+    c = task.c
+    for entry in submission["VCMR"] + submission["SVMR"]:
+        rows = entry["predictions"]
+        assert 0 < len(rows) <= c.max_after_nms
+        assert [r[3] for r in rows] == sorted((r[3] for r in rows), reverse=True)
+        for _, st, ed, _ in rows:
+            frames = round((ed - st) / task.interval)
+            assert c.min_span_frames + 1 <= frames <= c.max_span_frames
+    again = flatten_tvr(eval_tvr(submission, gt))
+    for k, v in again.items():
+        assert math.isnan(v) and math.isnan(metrics[k]) or v == metrics[k], k
+    for k in ("VCMR_0.5-r1", "VCMR_0.7-r100", "SVMR_0.5-r10", "VR_r1"):
+        assert 0.0 <= metrics[k] <= 100.0
+    assert (tmp_path / "moments.png").stat().st_size > 1000
+    assert "| VCMR |" in (tmp_path / "tvr_metrics.md").read_text()
+    if name == "hero-didemo":
+        assert {"didemo_R@1", "didemo_R@5", "didemo_mIoU"} <= set(metrics)
+        assert any(isinstance(g["ts"][0], list) and len(g["ts"]) >= 4 for g in gt)  # annotator spans kept
+    else:
+        assert "VCMR_v-0.5-r1" in metrics and "VR_vt-r10" in metrics
+
+
+def test_bad_prediction_files_get_clear_errors(tasks, tmp_path):
+    tasks["hero-vcmr"].evaluate("val", out_dir=tmp_path)
+    submission = json.loads((tmp_path / "predictions.json").read_text())
+    gt = read_jsonl(tmp_path / "ground_truth.jsonl")
+    missing = {**submission, "VCMR": submission["VCMR"][1:]}
+    with pytest.raises(InputError, match="have no predictions"):
+        eval_tvr(missing, gt)
+    unknown = json.loads(json.dumps(submission))
+    unknown["VCMR"][0]["predictions"][0][0] = 999
+    with pytest.raises(InputError, match="video indices not in video2idx"):
+        eval_tvr(unknown, gt)
+
+
+def test_msrvtt_evaluates_clip_retrieval(tasks, tmp_path):
+    metrics = tasks["hero-msrvtt"].evaluate("val", out_dir=tmp_path)
+    assert {"t2v_R@1", "t2v_median_rank", "v2t_R@1"} <= set(metrics)
+    ranking = json.loads((tmp_path / "rankings.json").read_text())
+    assert len(ranking) == len(tasks["hero-msrvtt"].queries("val"))
+
+
+def test_shuffle_frames_is_deterministic_and_changes_the_encoding(tiny_corpus, tiny_features):
+    torch.manual_seed(0)
+    plain = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr"))
+    shuffled = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", "data.shuffle_frames=true"))
+    shuffled.load_state_dict(plain.state_dict())
+    clips = plain.clips("val")
+    item = clips[0]
+    a, b = shuffled._shuffled(item, 0), shuffled._shuffled(item, 0)
+    assert np.array_equal(a["frame_feats"], b["frame_feats"])
+    assert not np.array_equal(a["frame_feats"], item["frame_feats"])
+    assert np.array_equal(np.sort(a["frame_feats"], axis=0), np.sort(np.asarray(item["frame_feats"]), axis=0))
+    plain.eval()
+    shuffled.eval()
+    frames_plain, _ = plain.encode_videos([item])
+    frames_shuffled, _ = shuffled.encode_videos([a])
+    assert not torch.allclose(frames_plain, frames_shuffled)
+    assert set(shuffled.evaluate("val")) == set(plain.evaluate("val"))
+
+
+def test_queries_naming_videos_outside_the_split_are_an_input_error(tiny_corpus, tiny_features):
+    cfg = make_cfg(
+        tiny_corpus, tiny_features, "hero-tiny-vcmr", "task.annotations.val=annotations/tvr_train.jsonl"
+    )
+    task = build_task(cfg)
+    with pytest.raises(InputError, match=r"tvr_train.jsonl: .* not in split 'val'"):
+        task.queries("val")
+
+
+def test_predict_video_ranks_moments_inside_the_video(tasks):
+    task = tasks["hero-vcmr"]
+    vid = task.clips("val").vids[0]
+    feats = task.store[vid]
+    out = task.predict_video(feats, [], query="the red circle jumps", top_k=4)
+    assert 1 <= len(out["moments"]) <= 4 and -1.0 <= out["video_score"] <= 1.0
+    scores = [m["score"] for m in out["moments"]]
+    assert scores == sorted(scores, reverse=True)
+    t = min(len(feats), task.data_cfg.max_frames)
+    assert all(0 <= m["start"] < m["end"] <= t * task.interval for m in out["moments"])
+    with pytest.raises(InputError, match="expects"):
+        task.predict_video(feats[:, :5], [], query="x")
