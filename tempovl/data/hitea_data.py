@@ -15,11 +15,13 @@ its randomness from torch's global RNG (seeded, checkpointed and restored by the
 
 Decoding cost: with ``cache: memory`` each video is decoded once, at ``frame_size``, onto a regular
 time grid (its frame rate, at most ``cache_max_fps``), and kept as uint8; every later sample is an index
-lookup. Evaluation items are fixed, so their frames are cached per item (uint8) whatever ``cache`` says.
+lookup. ``cache: disk`` also keeps that grid in ``cache_dir`` as one ``.npy`` per video (written
+atomically, keyed by the file's path, size and mtime and the grid settings), so later runs skip decoding. Evaluation items are fixed, so their frames are cached per item (uint8) whatever ``cache`` says.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +29,13 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_caption_pairs
 from tempovl.data.video import _frames_at, probe, sparse_times
 from tempovl.errors import ConfigError, InputError
+from tempovl.io import atomic_path
 
 NORMALIZATION = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -59,8 +63,9 @@ class DataConfig:
     max_text_len: int = 40  # tokens, [CLS] and [SEP] included
     tokenizer: str | None = None  # local tokenizer directory (None = the MiniLM package's)
     normalize: Literal["imagenet", "clip"] = "imagenet"
-    cache: Literal["none", "memory"] = "none"  # decoded-frame cache for training (see module docstring)
+    cache: Literal["none", "memory", "disk"] = "none"  # decoded-frame cache (see module docstring)
     cache_max_fps: float = 8.0
+    cache_dir: str | None = None  # for cache: disk (None = {corpus}/.cache/hitea_frames)
     eval_seed: int = 0  # seeds the short-view segment of every evaluation item
 
     def __post_init__(self) -> None:
@@ -97,11 +102,26 @@ def view_times(
     return long_times, short_times, (start, start + length)
 
 
+def resize_crop_batch(frames: np.ndarray, size: int) -> np.ndarray:
+    """`tempovl.data.video.resize_crop` on a stack (N, H, W, 3) uint8 in one interpolation call (the
+    per-frame call is dominated by overhead at demo sizes); same arithmetic, same result."""
+    h, w = frames.shape[1:3]
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    if (new_h, new_w) != (h, w):
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (N, 3, H, W)
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+        frames = x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H', W', 3)
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
+
+
 class FrameReader:
     """Frames of videos at given times: decoded per call, or from an in-memory time grid per video."""
 
-    def __init__(self, size: int, cache: bool = False, max_fps: float = 8.0):
-        self.size, self.cache, self.max_fps = size, cache, max_fps
+    def __init__(self, size: int, cache: bool = False, max_fps: float = 8.0, cache_dir: str | None = None):
+        self.size, self.cache, self.max_fps = size, cache or cache_dir is not None, max_fps
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._durations: dict[str, float] = {}
         self._grids: dict[str, tuple[float, np.ndarray]] = {}  # path -> (grid fps, frames (N, H, W, 3))
 
@@ -123,10 +143,30 @@ class FrameReader:
             info = probe(path)
             self._durations[path] = info.duration
             fps = min(info.fps, self.max_fps) if info.fps > 0 else self.max_fps
+            stored = self._stored(path, fps)
+            if stored is not None and stored.is_file():
+                try:
+                    self._grids[path] = (fps, np.load(stored))
+                    return self._grids[path]
+                except (OSError, ValueError):  # unreadable cache entry: decode again and rewrite it
+                    pass
             n = max(1, math.ceil(info.duration * fps - 1e-6))
             times = (np.arange(n) + 0.5) / fps  # the middle of each grid cell
-            self._grids[path] = (fps, _frames_at(path, times, self.size))
+            grid = resize_crop_batch(_frames_at(path, times, None), self.size)  # (N, size, size, 3)
+            if stored is not None:
+                with atomic_path(stored) as tmp, open(tmp, "wb") as f:
+                    np.save(f, grid)
+            self._grids[path] = (fps, grid)
         return self._grids[path]
+
+    def _stored(self, path: str, fps: float) -> Path | None:
+        """Where the disk cache keeps the grid of `path` (None without a disk cache)."""
+        if self.cache_dir is None:
+            return None
+        st = Path(path).stat()
+        key = f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.size}|{fps:.6f}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self.cache_dir / f"{Path(path).stem}-{digest}.npy"
 
 
 class CaptionPairs(Dataset):
@@ -166,7 +206,10 @@ class CaptionPairs(Dataset):
 
             tokenizer = load_tokenizer(cfg.tokenizer)
         self.tokenizer = tokenizer
-        self.reader = FrameReader(cfg.frame_size, cfg.cache == "memory", cfg.cache_max_fps)
+        cache_dir = None
+        if cfg.cache == "disk":
+            cache_dir = cfg.cache_dir if cfg.cache_dir is not None else str(root / ".cache" / "hitea_frames")
+        self.reader = FrameReader(cfg.frame_size, cfg.cache == "memory", cfg.cache_max_fps, cache_dir)
         self._eval_items: dict[int, dict] = {}
 
     def __len__(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,19 @@ def test_missing_video_and_bad_config(tmp_path, tokenizer):
         from_dict(DataConfig, {"frame_sise": 32}, "data")
     with pytest.raises(ConfigError, match="data.short_frac"):
         DataConfig(short_frac=0.0)
+
+
+def test_disk_cache_round_trip(tiny_corpus, tmp_path):
+    path = str(sorted((tiny_corpus / "videos").glob("*.mp4"))[1])
+    times = np.array([0.4, 2.0, 5.5, 9.9])
+    first = FrameReader(16, cache_dir=str(tmp_path / "c"))
+    frames = first.frames(path, times)
+    stored = list((tmp_path / "c").glob("*.npy"))
+    assert len(stored) == 1 and stored[0].name.startswith(Path(path).stem)
+    assert not list((tmp_path / "c").glob("*.tmp"))  # written atomically
+    second = FrameReader(16, cache_dir=str(tmp_path / "c"))
+    np.testing.assert_array_equal(second.frames(path, times), frames)
+    np.testing.assert_array_equal(FrameReader(16).frames(path, times), frames)
+    assert len(second._grids) == 1 and not list((tmp_path / "c").glob("*.tmp"))
+    FrameReader(24, cache_dir=str(tmp_path / "c")).frames(path, times)  # another size, another entry
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 2
