@@ -15,6 +15,8 @@ talk to this protocol, so a trained model plugs in with a small adapter:
 
 after which `--model hero:/path/to/ckpt.pt` (or a bare checkpoint path, see `build_encoder`) works
 in `tempovl index build`, and the index records the spec so `tempovl search` rebuilds the same encoder.
+The real adapter is `tempovl/search/hero_encoder.py` (its rows also carry the norms that VSM's
+localisation needs, so its dim is d + 2).
 
 The one encoder shipped here is `SubtitleEncoder` ("subtitle-minilm"): a **subtitle-only baseline**
 that searches the dialogue with the all-MiniLM-L6-v2 sentence model. It cannot see anything that is
@@ -24,6 +26,7 @@ only on screen; it is the floor a video-language model has to beat.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import math
 import os
 import threading
@@ -76,19 +79,34 @@ class MomentEncoder(Protocol):
 
 _ENCODERS: dict[str, Callable[[str | None], MomentEncoder]] = {}
 CHECKPOINT_ENCODER = "ckpt"  # the factory a bare checkpoint path is handed to, once one is registered
+# modules with a `register_defaults()` that registers their encoders, called on every lookup (imported
+# lazily: importing them here would be circular); a name registered by hand is kept
+_PLUGINS = ("tempovl.search.hero_encoder",)
 
 
-def register_encoder(name: str, factory: Callable[[str | None], MomentEncoder]) -> None:
-    """Make `--model NAME[:ARG]` build `factory(ARG)` (ARG is None when absent)."""
-    _ENCODERS[name] = factory
+def _load_plugins() -> None:
+    for module in _PLUGINS:
+        importlib.import_module(module).register_defaults()
+
+
+def register_encoder(
+    name: str, factory: Callable[[str | None], MomentEncoder], overwrite: bool = True
+) -> None:
+    """Make `--model NAME[:ARG]` build `factory(ARG)` (ARG is None when absent).
+
+    With `overwrite=False` a factory already registered under `name` is kept."""
+    if overwrite or name not in _ENCODERS:
+        _ENCODERS[name] = factory
 
 
 def encoder_names() -> list[str]:
+    _load_plugins()
     return sorted(_ENCODERS)
 
 
 def build_encoder(spec: str) -> MomentEncoder:
     """An encoder from "NAME", "NAME:ARG" or a checkpoint path (handed to the "ckpt" factory)."""
+    _load_plugins()
     name, _, arg = spec.partition(":")
     if name in _ENCODERS:
         return _ENCODERS[name](arg or None)

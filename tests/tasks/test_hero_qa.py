@@ -188,3 +188,18 @@ def test_order_breakdown_comes_from_meta(tiny_corpus, tmp_path):
     ids = list(meta)[:3]
     assert order_types(ids, meta) == ["order" if meta[i]["order"] else "no_order" for i in ids]
     assert order_types(["missing"], meta) is None
+
+
+def test_pretrained_hero_weights_initialise_everything_but_the_heads(qa_task, tmp_path):
+    from tempovl.engine.checkpoint import load_into, save_weights
+
+    fresh = HeroQATask(qa_task.cfg)
+    export = tmp_path / "export.safetensors"
+    save_weights(qa_task.model.state_dict(), export, prefix="model")  # what hero-pretrain exports
+    assert load_into(fresh, export, strict=False) == ([], [])
+    key = "cross.blocks.0.attn.q.weight"
+    assert torch.equal(fresh.model.state_dict()[key], qa_task.model.state_dict()[key])
+    full = tmp_path / "task.safetensors"  # a whole pre-training checkpoint: model.* keys, no heads
+    save_weights({f"model.{k}": v for k, v in qa_task.model.state_dict().items()}, full)
+    missing, unexpected = load_into(fresh, full, strict=False)
+    assert unexpected == [] and missing and all(k.startswith("heads.") for k in missing)
