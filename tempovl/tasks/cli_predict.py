@@ -23,6 +23,7 @@ Tasks without ``predict_video`` are refused with a ConfigError naming the task.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
 
@@ -106,23 +107,34 @@ def predict(
             f"{path}: task {cfg['task']['name']!r} does not implement predict_video "
             "(it cannot answer queries or questions about a single video)"
         )
-    spec, step, frame_size = extraction_settings(cfg)
-    spec, step, frame_size = extractor or spec, interval or step, size or frame_size
-    feats = extract_video(video, spec, step, frame_size)
     sentences = read_subtitle_file(subtitles) if subtitles else []
-    result = task.predict_video(feats, sentences, **{k: v for k, v in request.items() if v is not None})
+    if getattr(task, "predict_input", "features") == "video":  # models over raw frames (HiTeA) read the file
+        inputs = str(video)
+    else:  # models over frame features (HERO) get them extracted on the fly, as the checkpoint was trained
+        spec, step, frame_size = extraction_settings(cfg)
+        inputs = extract_video(video, extractor or spec, interval or step, size or frame_size)
+    given = {k: v for k, v in request.items() if v is not None}
+    params = list(inspect.signature(task.predict_video).parameters.values())[2:]  # after (inputs, sentences)
+    needed = [
+        p.name for p in params if p.default is p.empty and p.kind != p.VAR_KEYWORD and p.name not in given
+    ]
+    if needed:
+        flags = " ".join(f"--{n.replace('_', '-')}" for n in needed)
+        raise ConfigError(f"{path}: task {cfg['task']['name']!r} needs {flags}")
+    result = task.predict_video(inputs, sentences, **given)
     return {"checkpoint": str(path), "task": cfg["task"]["name"], "video": str(video), **result}
 
 
 def run(args: argparse.Namespace) -> int:
-    if bool(args.query) == bool(args.question):
-        raise ConfigError("predict: give either --query (moment retrieval) or --question with --answers (QA)")
-    if args.question and not args.answers:
-        raise ConfigError("predict: --question needs --answers A B ...")
+    if args.query and args.question:
+        raise ConfigError(
+            "predict: give --query (moment retrieval) or --question [--answers ...] (QA), not both"
+        )
+    # no query and no question: tasks that need none (captioning) answer; the others say what they need
     request = (
         {"query": args.query, "top_k": args.top_k}
         if args.query
-        else {"question": args.question, "answers": list(args.answers)}
+        else {"question": args.question, "answers": list(args.answers) if args.answers else None}
     )
     result = predict(
         args.checkpoint,

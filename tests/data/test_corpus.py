@@ -1,4 +1,5 @@
-"""The synthetic demo corpus: layout, determinism, annotation validity, query mix, CLI safety."""
+"""The synthetic demo corpus: layout, determinism, annotation validity, query mix, grounded dialogue,
+CLI safety."""
 
 from __future__ import annotations
 
@@ -12,9 +13,26 @@ import pytest
 
 from tempovl.data.corpus import build_scripts, make_corpus
 from tempovl.data.corpus.formats import build_annotations, srt_text
-from tempovl.data.corpus.language import event_phrase, sentence, verb_phrase
+from tempovl.data.corpus.language import (
+    REACTIONS,
+    TOPICS,
+    event_phrase,
+    grounded,
+    retell,
+    sentence,
+    verb_phrase,
+)
 from tempovl.data.corpus.render import render_frames
-from tempovl.data.corpus.world import CHARACTERS, Event
+from tempovl.data.corpus.world import (
+    ACTIONS,
+    CHARACTERS,
+    OBJECTS,
+    ROOMS,
+    Event,
+    Line,
+    Script,
+    visible_objects,
+)
 from tempovl.errors import InputError
 
 SPLITS = ("train", "val", "test")
@@ -68,6 +86,8 @@ def test_layout(tiny_corpus: Path):
     card = json.loads((tiny_corpus / "card.json").read_text())
     assert card["seed"] == 0 and card["preset"] == "tiny" and card["vocab_size"] > 50
     assert "# tempovl synthetic demo corpus" in (tiny_corpus / "CARD.md").read_text()
+    assert 0.5 <= card["grounded_lines"]["fraction"] <= 1.0 and card["grounded_lines"]["count"] > 10
+    assert "Grounded lines:" in (tiny_corpus / "CARD.md").read_text()
     # field names of the public formats
     tvr = _jsonl(tiny_corpus / "annotations/tvr_train.jsonl")[0]
     assert set(tvr) == {"desc_id", "desc", "vid_name", "duration", "ts", "type"}
@@ -261,3 +281,160 @@ def test_interrupted_run_leaves_nothing(tmp_path: Path, monkeypatch):
 def test_unknown_preset():
     with pytest.raises(InputError, match="unknown corpus preset 'huge'"):
         build_scripts("huge")
+
+
+# ---------------------------------------------------------------- grounded dialogue (language only)
+
+# words that name each action in a reaction line (change_colour names the tint, pick_up / hand the object)
+_ACTION_WORDS = {
+    "enter": "came in",
+    "leave": "out",
+    "move_left": "left",
+    "move_right": "right",
+    "jump": "jump",
+    "spin": "spin",
+    "grow": "bigger",
+    "shrink": "smaller",
+}
+
+
+@pytest.fixture(scope="module")
+def demo_multi() -> list[Script]:
+    """Every multi-channel script of the demo preset (seed 0), nothing rendered."""
+    splits = build_scripts("demo", seed=0)
+    return [s for k in (*SPLITS, "pretrain") for s in splits[k]]
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
+def _action_named(ev: Event, text: str) -> bool:
+    word = ev.tint or ev.obj or _ACTION_WORDS[ev.action]
+    return word in text.lower()
+
+
+def _grounded_by_text(script: Script, line: Line) -> bool:
+    """Independent of the generator's topic labels: does the spoken text (prefix excluded) name a
+    character other than the speaker, the room, or an object that is on screen during the line or in
+    the 3 s before it, or the action of the event the line reacts to?"""
+    words = _words(line.text)
+    times = np.arange(max(0.0, line.start - 3.0), line.end + 1e-6, 0.5)
+    for c in CHARACTERS:
+        if c.name.lower() in words and c.name != line.speaker:
+            if any(script.present(c.name, t, t) for t in times):
+                return True
+    if script.scene_at(line.start).room in words:
+        return True
+    if any(o in words and any(o in visible_objects(script, t) for t in times) for o in OBJECTS):
+        return True
+    if line.event is not None and line.topic in REACTIONS:
+        ev = script.events[line.event]
+        return ev.end >= line.start - 3.0 and ev.start <= line.end and _action_named(ev, line.text)
+    return False
+
+
+def test_most_dialogue_is_grounded(demo_multi: list[Script]):
+    lines = [(s, ln) for s in demo_multi for ln in s.lines]
+    assert len(lines) > 1000
+    by_text = sum(_grounded_by_text(s, ln) for s, ln in lines) / len(lines)
+    by_topic = sum(grounded(s, ln) for s, ln in lines) / len(lines)
+    assert by_text >= 0.65 and by_topic >= 0.65, (by_text, by_topic)
+    assert abs(by_text - by_topic) < 0.03  # the card's count agrees with what the text says
+    invisible = sum(ln.topic in ("feeling", "was_at", "going", "ask") for _, ln in lines) / len(lines)
+    assert 0.18 <= invisible <= 0.32, invisible  # some lines still tell what no frame shows
+    prefixed = sum(ln.prefixed for _, ln in lines) / len(lines)
+    assert 0.62 <= prefixed <= 0.78, prefixed
+    seconds_per_line = sum(s.duration for s in demo_multi) / len(lines)
+    assert 3.5 <= seconds_per_line <= 6.0, seconds_per_line
+
+
+def test_lines_do_not_overlap_and_speaker_is_on_screen(demo_multi: list[Script]):
+    for s in demo_multi:
+        for a, b in zip(s.lines, s.lines[1:]):
+            assert a.end <= b.start, (s.vid_name, a, b)
+        for ln in s.lines:
+            assert 0 <= ln.start < ln.end <= s.duration and s.present(ln.speaker, ln.start, ln.end), ln
+
+
+def test_reactions_follow_an_event_of_the_named_type(demo_multi: list[Script]):
+    reacted: set[str] = set()
+    n = 0
+    for s in demo_multi:
+        for ln in s.lines:
+            if ln.topic not in REACTIONS:
+                continue
+            ev = s.events[ln.event]
+            assert ev.action == REACTIONS[ln.topic], ln
+            assert ev.start <= ln.start <= ev.end + 3.0, (ln, ev)
+            if ln.topic.startswith("did_"):
+                assert ln.speaker == ev.actor and _action_named(ev, ln.text), (ln, ev)
+            elif ln.topic.startswith("saw_"):
+                assert ln.speaker != ev.actor and ln.addressee == ev.actor, (ln, ev)
+                assert ev.actor in ln.text and _action_named(ev, ln.text), (ln, ev)
+            elif ln.topic == "thanks":
+                assert ln.speaker == ev.target and ln.addressee == ev.actor
+            else:  # greet
+                assert ln.addressee == ev.actor and s.present(ev.actor, ln.start, ln.end)
+            reacted.add(ev.action)
+            n += 1
+    assert reacted == set(ACTIONS) and n > 500
+
+
+def test_remarks_name_what_is_on_screen(demo_multi: list[Script]):
+    rooms: set[str] = set()
+    topics: set[str] = set()
+    for s in demo_multi:
+        for ln in s.lines:
+            topics.add(ln.topic)
+            if ln.topic == "room":  # said in that room, start to end
+                assert ln.slot in _words(ln.text) and ln.slot in ROOMS
+                assert s.scene_at(ln.start).room == ln.slot == s.scene_at(ln.end - 1e-3).room, ln
+                rooms.add(ln.slot)
+            elif ln.topic == "object":
+                assert all(ln.slot in visible_objects(s, t) for t in (ln.start, ln.end)), ln
+            elif ln.topic == "present":
+                assert ln.addressee != ln.speaker and s.present(ln.addressee, ln.start, ln.end), ln
+    assert rooms == set(ROOMS)
+    assert topics == set(TOPICS)  # every kind of line occurs
+
+
+def test_every_topic_has_a_third_person_account():
+    for topic in TOPICS:
+        for prefixed, (subject, pronoun) in ((True, ("Alice", "she")), (False, ("someone", "they"))):
+            line = Line(0, "Alice", "", 0.0, 1.0, topic, "cup", "Bob", prefixed, None)
+            told = retell(line, subject, pronoun)
+            assert told.startswith(subject + " ") and "{" not in told and "None" not in told, told
+    line = Line(0, "Alice", "", 0.0, 1.0, "did_grow", None, None, False, 0)
+    assert retell(line, "someone", "they") == "someone says they are getting bigger"
+    assert retell(line, "the red circle", "it") == "the red circle says it is getting bigger"
+
+
+def test_vt_queries_tell_the_true_order():
+    splits = build_scripts("demo", seed=1)
+    by_vid = {s.vid_name: s for v in splits.values() for s in v}
+    files, meta = build_annotations(splits, seed=1)
+    descs = {(m["file"], m["id"]): m for m in meta}
+    n = 0
+    for split in SPLITS:
+        for r in files[f"annotations/tvr_{split}.jsonl"]:
+            if r["type"] != "vt":
+                continue
+            m = descs[(f"tvr_{split}.jsonl", r["desc_id"])]
+            s = by_vid[r["vid_name"]]
+            ln, ev = s.lines[m["lines"][0]], s.events[m["events"][0]]
+            if r["desc"].startswith("after "):
+                assert ln.end <= ev.start, r
+            elif " while " in r["desc"]:
+                assert ev.start <= ln.start < ev.end and not m["order"], r
+            else:
+                assert ln.start >= ev.end and " after " in r["desc"], r
+            n += 1
+    assert n > 50
+
+
+def test_dialogue_is_deterministic():
+    a = [s.to_json() for v in build_scripts("tiny", seed=4).values() for s in v]
+    b = [s.to_json() for v in build_scripts("tiny", seed=4).values() for s in v]
+    c = [s.to_json() for v in build_scripts("tiny", seed=5).values() for s in v]
+    assert json.dumps(a) == json.dumps(b) and json.dumps(a) != json.dumps(c)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tempovl.data.subtitles import Sentence
-from tempovl.errors import ConfigError
+from tempovl.errors import ConfigError, InputError
 from tempovl.search import encoders as enc_mod
 from tempovl.search.encoders import MomentEncoder, build_encoder, register_encoder
 
@@ -69,7 +69,7 @@ def test_build_encoder_errors(tmp_path):
         build_encoder("no-such-model")
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"x")
-    with pytest.raises(ConfigError, match="no checkpoint encoder is registered"):
+    with pytest.raises(InputError, match="not a tempovl checkpoint"):
         build_encoder(str(ckpt))
 
 

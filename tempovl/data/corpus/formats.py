@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tempovl.data.corpus.language import grounded
 from tempovl.data.corpus.queries import (
     clip_caption,
     single_annotations,
@@ -263,6 +264,8 @@ def make_card(
     ]
     multi = [s for k in (*LABELLED, "pretrain") for s in splits[k]]
     single = [s for k in LABELLED for s in splits[f"single_{k}"]]
+    n_lines = sum(len(s.lines) for s in multi)
+    n_grounded = sum(grounded(s, ln) for s in multi for ln in s.lines)
     return {
         "name": "tempovl synthetic demo corpus",
         "preset": preset,
@@ -278,7 +281,10 @@ def make_card(
         "violin_order_dependent": sum(m["order"] for m in meta if m["file"].startswith("violin")),
         "moment_length_s": _stats(lengths),
         "vocab_size": len(vocab),
-        "subtitle_lines": sum(len(s.lines) for s in multi),
+        "subtitle_lines": n_lines,
+        "grounded_lines": {"count": n_grounded, "fraction": round(n_grounded / max(1, n_lines), 3)},
+        "prefixed_lines": round(sum(ln.prefixed for s in multi for ln in s.lines) / max(1, n_lines), 3),
+        "seconds_per_line": round(sum(s.duration for s in multi) / max(1, n_lines), 2),
         "events": sum(len(s.events) for s in multi + single),
         "duration_s": {
             "multi": _stats([s.duration for s in multi]),
@@ -295,7 +301,8 @@ def card_markdown(card: dict) -> str:
         f"Preset `{card['preset']}`, seed {card['seed']}. Re-create with "
         f"`tempovl corpus make OUT --preset {card['preset']} --seed {card['seed']}` (byte-identical annotations).",
         "",
-        "Coloured shapes act in rooms; their names, feelings and plans are only heard in the dialogue (SRT).",
+        "Coloured shapes act in rooms; their names, feelings and plans are only heard in the dialogue (SRT),",
+        "which mostly reacts to what is on screen (actions, the room, objects, who is there).",
         "Layout and formats: docs/demo-corpus.md in the tempovl repository.",
         "",
         "## Videos",
@@ -314,8 +321,12 @@ def card_markdown(card: dict) -> str:
         "",
         f"Order-dependent: {card['tvr_order_dependent']} TVR queries, {card['tvqa_order_dependent']} TVQA "
         f"questions, {card['violin_order_dependent']} VIOLIN pairs. Moment length (s): {card['moment_length_s']}.",
-        f"Vocabulary: {card['vocab_size']} distinct lowercase words. Subtitle lines: {card['subtitle_lines']}. "
+        f"Vocabulary: {card['vocab_size']} distinct lowercase words. Subtitle lines: {card['subtitle_lines']} "
+        f"(one every {card['seconds_per_line']} s, {card['prefixed_lines']:.0%} speaker-prefixed). "
         f"Events: {card['events']}.",
+        f"Grounded lines: {card['grounded_lines']['count']} ({card['grounded_lines']['fraction']:.1%}) name an "
+        "action, room, object or character visible during the line or in the 3 s before it; the rest tell "
+        "what no frame shows (feelings, whereabouts, plans).",
         "",
         "## Files (records)",
         "",

@@ -1,11 +1,25 @@
-"""Words for the world: event phrases (what a viewer sees), dialogue (what is only heard), and the
-third-person retellings of dialogue that queries, QA and statements use."""
+"""Words for the world: event phrases (what a viewer sees), dialogue (what is heard), and the
+third-person retellings of dialogue that queries, QA and statements use.
+
+Most dialogue is grounded in the picture, as in TV: characters react to the action just done, remark
+on the room, the objects and who is there, and announce what they are about to do. The rest (feelings,
+whereabouts, plans) carries what no frame shows."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tempovl.data.corpus.world import BY_NAME, FEELINGS, PLACES, ROOMS, Event, Line, Script
+from tempovl.data.corpus.world import (
+    ACTIONS,
+    BY_NAME,
+    FEELINGS,
+    PLACES,
+    ROOMS,
+    Event,
+    Line,
+    Script,
+    visible_objects,
+)
 
 # action -> verb-phrase variants; the first is canonical (used for answers and statements)
 _VERBS: dict[str, tuple[str, ...]] = {
@@ -61,7 +75,12 @@ def sentence(text: str) -> str:
 
 # ---------------------------------------------------------------- dialogue
 
+# topic -> line variants. Reactions name the action just done: "did_<action>" is said by the actor,
+# "saw_<action>" by a witness to the actor (addressee = actor); "greet" and "thanks" are witness /
+# receiver reactions to "enter" and "hand". Slots: the tint of change_colour, the object of pick_up and
+# hand, the room of "room", the object of "object"; addressees are named, never described.
 _SAY: dict[str, tuple[str, ...]] = {
+    # invisible: feelings, whereabouts, plans
     "feeling": ("I feel {slot} today.", "I'm so {slot} right now.", "Honestly, I am {slot}."),
     "going": (
         "I'm going to the {slot}.",
@@ -69,11 +88,94 @@ _SAY: dict[str, tuple[str, ...]] = {
         "See you, I'm off to the {slot}.",
     ),
     "was_at": ("I was at the {slot} this morning.", "I spent the morning at the {slot}."),
+    "ask": ("{to}, where were you?", "{to}, are you okay?"),
+    # intentions, said just before the action
     "take": ("I'll take the {slot}.", "I need that {slot}.", "Let me get the {slot}."),
     "give": ("{to}, this {slot} is for you.", "Here {to}, take the {slot}."),
-    "thanks": ("Thank you, {to}!", "Thanks a lot, {to}."),
+    # remarks on what is on screen
+    "room": (
+        "I love this {slot}.",
+        "It's cold in the {slot}.",
+        "This {slot} is so nice.",
+        "What a lovely {slot}.",
+    ),
+    "object": ("Is that a {slot} over there?", "Look, there's a {slot}.", "Whose {slot} is that?"),
+    "present": ("{to} is here too.", "Oh, {to} is with us.", "Look, {to} is here."),
+    # reactions
     "greet": ("Hi {to}!", "Hello {to}, good to see you.", "Oh, hey {to}."),
-    "ask": ("{to}, where were you?", "{to}, are you okay?"),
+    "thanks": ("Thank you, {to}!", "Thanks a lot, {to}."),
+    "did_enter": ("Hi everyone, I just came in.", "Hello, I just came in!", "I came in to see you all."),
+    "did_move_left": ("I'm moving over to the left.", "Let me slide to the left.", "Over to the left I go."),
+    "did_move_right": (
+        "I'm moving over to the right.",
+        "Let me slide to the right.",
+        "Over to the right I go.",
+    ),
+    "did_jump": ("Look, I can jump!", "Watch me jump!", "Wow, I jump so high!"),
+    "did_spin": ("Look, I can spin!", "Whee, I'm spinning!", "Watch me spin around!"),
+    "did_grow": ("Wow, I'm getting bigger!", "Look, I'm bigger now!"),
+    "did_shrink": ("Oh no, I'm getting smaller!", "Look, I'm smaller now!"),
+    "did_change_colour": ("Look, I'm {slot} now!", "Wow, I turned {slot}!"),
+    "did_pick_up": ("Got the {slot}!", "Look, I have the {slot} now."),
+    "did_hand": ("There you go, {to}, the {slot} is yours.", "{to}, now you have the {slot}."),
+    "saw_enter": ("Look, {to} just came in!", "Oh, {to} came in."),
+    "saw_leave": ("{to} just walked out.", "Oh, {to} went out."),
+    "saw_move_left": ("{to}, why did you move to the left?", "{to} slid over to the left."),
+    "saw_move_right": ("{to}, why did you move to the right?", "{to} slid over to the right."),
+    "saw_jump": ("Nice jump, {to}!", "{to}, you jump so high!"),
+    "saw_spin": ("Nice spin, {to}!", "{to}, stop spinning!"),
+    "saw_grow": ("{to}, you are getting bigger!", "Wow, {to} got bigger!"),
+    "saw_shrink": ("{to}, you are getting smaller!", "Oh, {to} got smaller!"),
+    "saw_change_colour": ("{to}, why are you {slot} now?", "{to}, you turned {slot}!"),
+    "saw_pick_up": ("{to}, why did you take the {slot}?", "{to} has the {slot} now."),
+    "saw_hand": ("{to}, that was kind, giving away the {slot}.", "{to} gave away the {slot}."),
+}
+TOPICS: tuple[str, ...] = tuple(_SAY)
+# reaction topic -> the action it names (and follows)
+REACTIONS: dict[str, str] = {
+    "greet": "enter",
+    "thanks": "hand",
+    **{f"did_{a}": a for a in ACTIONS if a != "leave"},
+    **{f"saw_{a}": a for a in ACTIONS},
+}
+# topics whose line names its object slot / names a room
+_OBJECT_TOPICS = frozenset({"take", "give", "object", "did_pick_up", "did_hand", "saw_pick_up", "saw_hand"})
+# topics whose addressee must be on screen while the line is said
+_ADDRESSEE_HERE = frozenset(
+    {"give", "thanks", "greet", "present", "did_hand"} | {t for t in REACTIONS if t.startswith("saw_")}
+) - {"saw_leave"}
+# actions named while they are still on screen (the reaction starts halfway through the event);
+# the others are reacted to right after they end
+_DURING = frozenset({"move_left", "move_right", "jump", "spin", "grow", "shrink", "change_colour"})
+# free remarks: topic -> weight
+_FREE = {"room": 0.12, "object": 0.12, "present": 0.08, "feeling": 0.36, "was_at": 0.22, "ask": 0.1}
+
+# third person of a did_* line: action -> (singular, plural) predicate after "says she / they"
+_DID_SAID: dict[str, tuple[str, str]] = {
+    "enter": ("has just come in", "have just come in"),
+    "move_left": ("is moving to the left", "are moving to the left"),
+    "move_right": ("is moving to the right", "are moving to the right"),
+    "jump": ("can jump", "can jump"),
+    "spin": ("can spin", "can spin"),
+    "grow": ("is getting bigger", "are getting bigger"),
+    "shrink": ("is getting smaller", "are getting smaller"),
+    "change_colour": ("turned {s}", "turned {s}"),
+    "pick_up": ("has the {s}", "have the {s}"),
+    "hand": ("gave the {s} to {to}", "gave the {s} to {to}"),
+}
+# third person of a saw_* line: action -> what the witness says the addressee did
+_SAW_SAID: dict[str, str] = {
+    "enter": "came in",
+    "leave": "just left",
+    "move_left": "moved to the left",
+    "move_right": "moved to the right",
+    "jump": "jumped",
+    "spin": "spun around",
+    "grow": "got bigger",
+    "shrink": "got smaller",
+    "change_colour": "turned {s}",
+    "pick_up": "took the {s}",
+    "hand": "gave away the {s}",
 }
 
 
@@ -84,7 +186,12 @@ def retell(line: Line, subject: str, pronoun: str) -> str:
     """
     they = pronoun == "they"
     be, feel, was = ("are", "feel", "were") if they else ("is", "feels", "was")
-    s, to = line.slot, line.addressee
+    s, to, topic = line.slot, line.addressee, line.topic
+    if topic.startswith("did_"):
+        said = _DID_SAID[topic[4:]][int(they)].format(s=s, to=to)
+        return f"{subject} says {pronoun} {said}"
+    if topic.startswith("saw_"):
+        return f"{subject} says {to} {_SAW_SAID[topic[4:]].format(s=s)}"
     return {
         "feeling": f"{subject} says {pronoun} {feel} {s}",
         "going": f"{subject} says {pronoun} {be} going to the {s}",
@@ -94,47 +201,127 @@ def retell(line: Line, subject: str, pronoun: str) -> str:
         "thanks": f"{subject} thanks {to}",
         "greet": f"{subject} says hello to {to}",
         "ask": f"{subject} asks {to} a question",
-    }[line.topic]
+        "room": f"{subject} talks about the {s}",
+        "object": f"{subject} points out the {s}",
+        "present": f"{subject} says {to} is here",
+    }[topic]
+
+
+def _window(line: Line, before: float = 3.0, step: float = 0.5) -> np.ndarray:
+    """Times from `before` seconds before the line to its end (what is on screen 'during or just before')."""
+    return np.arange(max(0.0, line.start - before), line.end + 1e-6, step)
+
+
+def grounded(script: Script, line: Line) -> bool:
+    """Whether the line names something visible during it or in the 3 s before: the action it reacts
+    to, the room, an object, or a character other than the speaker (a speaker prefix does not count)."""
+    action = REACTIONS.get(line.topic)
+    if action is not None and line.event is not None:
+        ev = script.events[line.event]
+        if ev.action == action and ev.end >= line.start - 3.0 and ev.start <= line.end:
+            return True
+    if line.topic in ("room", "going") and line.slot == script.scene_at(line.start).room:
+        return True
+    times = _window(line)
+    if line.addressee is not None and any(script.present(line.addressee, t, t) for t in times):
+        return True
+    if line.topic in _OBJECT_TOPICS:
+        return any(line.slot in visible_objects(script, t) for t in times)
+    return False
 
 
 def _line_time(words: int) -> float:
     return round(min(3.5, max(1.3, 0.4 * words)), 1)
 
 
-def add_dialogue(rng: np.random.Generator, script: Script, prefix_prob: float = 0.5) -> None:
-    """Write the video's dialogue into `script.lines`: intentions before actions, greetings and thanks
-    after them, feelings and whereabouts at random moments. Lines never overlap; gaps stay silent."""
+def _fits(script: Script, line: Line, taken: list[Line]) -> bool:
+    """Whether the line can be said: inside the video, speaker (and, where needed, addressee or
+    object) on screen, the room it names is the one shown, and no overlap with lines already taken."""
+    start, end = line.start, line.end
+    if end > script.duration or not script.present(line.speaker, start, end):
+        return False
+    if line.topic in _ADDRESSEE_HERE and not script.present(line.addressee, start, end):
+        return False
+    if line.topic == "room" and script.scene_at(start).room != line.slot:
+        return False
+    if line.topic == "object" and not all(line.slot in visible_objects(script, t) for t in (start, end)):
+        return False
+    return not any(start < ln.end + 0.2 and ln.start < end + 0.2 for ln in taken)
+
+
+def _reaction(rng: np.random.Generator, script: Script, ev: Event) -> tuple | None:
+    """(start, speaker, topic, slot, addressee) of a reaction to `ev`, by its actor or a witness."""
+    t = ev.start + 0.5 * (ev.end - ev.start) if ev.action in _DURING else ev.end + 0.1
+    witnesses = [n for n in sorted(BY_NAME) if n != ev.actor and script.present(n, t, t + 2.0)]
+    slot = ev.tint or ev.obj
+    if ev.action == "hand":
+        who = str(rng.choice(["thanks", "did", "saw"], p=[0.5, 0.25, 0.25]))
+        if who == "thanks":
+            return t, ev.target, "thanks", None, ev.actor
+        if who == "did":
+            return t, ev.actor, "did_hand", slot, ev.target
+        witnesses = [n for n in witnesses if n != ev.target]
+        return (t, str(rng.choice(witnesses)), "saw_hand", slot, ev.actor) if witnesses else None
+    if ev.action == "enter" and rng.random() < 0.6:
+        if not witnesses:
+            return None
+        topic = "greet" if rng.random() < 0.6 else "saw_enter"
+        return t, str(rng.choice(witnesses)), topic, None, ev.actor
+    by_actor = ev.action != "leave" and (ev.action == "enter" or rng.random() < 0.5 or not witnesses)
+    if by_actor:
+        return t, ev.actor, f"did_{ev.action}", slot, ev.target
+    if not witnesses:
+        return None
+    return t, str(rng.choice(witnesses)), f"saw_{ev.action}", slot, ev.actor
+
+
+def add_dialogue(rng: np.random.Generator, script: Script, prefix_prob: float = 0.7) -> None:
+    """Write the video's dialogue into `script.lines`: intentions before actions, reactions naming the
+    action during or right after it, remarks on the room, objects and who is there, and some lines
+    about what no frame shows (feelings, whereabouts). Lines never overlap; gaps stay silent."""
     mood = {c: str(rng.choice(FEELINGS)) for c in BY_NAME}
     cands: list[tuple[float, float, str, str, str | None, str | None, int | None]] = []
-    # (priority, start, speaker, topic, slot, addressee, event)
+    # (priority, start, speaker, topic, slot, addressee, event); lower priority is placed first
     for ev in script.events:
-        others = [n for n in BY_NAME if n != ev.actor]
-        if ev.action == "leave" and rng.random() < 0.75:
+        if ev.action == "leave" and rng.random() < 0.6:
             dest = [p for p in (*PLACES, *ROOMS) if p != ev.room]
             cands.append((0.0, ev.start - 2.3, ev.actor, "going", str(rng.choice(dest)), None, ev.eid))
-        elif ev.action == "pick_up" and rng.random() < 0.6:
+        elif ev.action == "pick_up" and rng.random() < 0.5:
             cands.append((0.2, ev.start - 2.0, ev.actor, "take", ev.obj, None, ev.eid))
-        elif ev.action == "hand":
-            if rng.random() < 0.7:
-                cands.append((0.1, ev.start - 2.2, ev.actor, "give", ev.obj, ev.target, ev.eid))
-            if rng.random() < 0.6:
-                cands.append((0.3, ev.end + 0.1, ev.target, "thanks", None, ev.actor, ev.eid))
-        elif ev.action == "enter" and rng.random() < 0.5:
-            greeter = [n for n in others if script.present(n, ev.end, ev.end + 2.0)]
-            if greeter:
-                who = str(rng.choice(greeter))
-                cands.append((0.4, ev.end + 0.1, who, "greet", None, ev.actor, ev.eid))
-    n_free = max(2, int(script.duration / 5))
-    for _ in range(n_free):
+        elif ev.action == "hand" and rng.random() < 0.6:
+            cands.append((0.1, ev.start - 2.2, ev.actor, "give", ev.obj, ev.target, ev.eid))
+        if rng.random() < 0.7:
+            react = _reaction(rng, script, ev)
+            if react is not None:
+                cands.append((0.3 + 0.2 * float(rng.random()), *react, ev.eid))
+    topics, weights = list(_FREE), np.array(list(_FREE.values()))
+    for _ in range(max(2, int(script.duration / 4))):
         t = round(float(rng.uniform(0.0, script.duration - 3.0)), 1)
         here = [n for n in sorted(BY_NAME) if script.present(n, t, t + 3.0)]
         if not here:
             continue
-        topic = str(rng.choice(["feeling", "feeling", "was_at", "ask"]))
+        topic = topics[int(rng.choice(len(topics), p=weights / weights.sum()))]
         speaker = str(rng.choice(here))
-        slot = mood[speaker] if topic == "feeling" else str(rng.choice(PLACES)) if topic == "was_at" else None
-        to = str(rng.choice([n for n in sorted(BY_NAME) if n != speaker])) if topic == "ask" else None
-        cands.append((0.8 + float(rng.random()) * 0.1, t, speaker, topic, slot, to, None))
+        slot = to = None
+        if topic == "feeling":
+            slot = mood[speaker]
+        elif topic == "was_at":
+            slot = str(rng.choice(PLACES))
+        elif topic == "room":
+            slot = script.scene_at(t).room
+        elif topic == "object":
+            objs = sorted(visible_objects(script, t))
+            if not objs:
+                continue
+            slot = str(rng.choice(objs))
+        elif topic == "present":
+            others = [n for n in here if n != speaker]
+            if not others:
+                continue
+            to = str(rng.choice(others))
+        elif topic == "ask":
+            to = str(rng.choice([n for n in sorted(BY_NAME) if n != speaker]))
+        cands.append((0.3 + 0.6 * float(rng.random()), t, speaker, topic, slot, to, None))
     cands.sort(key=lambda c: (c[0], c[1]))
     taken: list[Line] = []
     for _prio, start, speaker, topic, slot, to, eid in cands:
@@ -144,15 +331,11 @@ def add_dialogue(rng: np.random.Generator, script: Script, prefix_prob: float = 
         if topic in ("going", "take", "give"):  # an intention ends just before the action starts
             start = script.events[eid].start - 0.2 - dur
         start = round(max(0.0, start), 1)
-        end = round(start + dur, 1)
-        if end > script.duration or not script.present(speaker, start, end):
+        line = Line(0, speaker, text, start, round(start + dur, 1), topic, slot, to, False, eid)
+        if not _fits(script, line, taken):
             continue
-        if topic in ("give", "thanks", "greet") and not script.present(to, start, end):
-            continue
-        if any(start < ln.end + 0.2 and ln.start < end + 0.2 for ln in taken):
-            continue
-        prefixed = bool(rng.random() < prefix_prob)
-        taken.append(Line(0, speaker, text, start, end, topic, slot, to, prefixed, eid))
+        line.prefixed = bool(rng.random() < prefix_prob)
+        taken.append(line)
     taken.sort(key=lambda ln: ln.start)
     for i, ln in enumerate(taken):
         ln.lid = i

@@ -146,12 +146,14 @@ def _vt_query(rng: np.random.Generator, script: Script) -> dict | None:
         return None
     ln, ev = pair
     said = retell(ln, *_speaker(ln))
-    desc = (
-        f"{said} after {event_phrase(ev, rng)}"
-        if ln.start >= ev.end
-        else f"after {said}, {event_phrase(ev, rng)}"
-    )
-    return {"desc": desc, "ts": _span(ln, ev), "order": True, "events": [ev.eid], "lines": [ln.lid]}
+    if ln.start >= ev.end:
+        desc = f"{said} after {event_phrase(ev, rng)}"
+    elif ln.start >= ev.start:  # a reaction said while the action is still on screen
+        desc = f"{said} while {event_phrase(ev, rng)}"
+    else:
+        desc = f"after {said}, {event_phrase(ev, rng)}"
+    order = not ev.start <= ln.start < ev.end
+    return {"desc": desc, "ts": _span(ln, ev), "order": order, "events": [ev.eid], "lines": [ln.lid]}
 
 
 _QUERY_FNS = {"v": _v_query, "t": _t_query, "vt": _vt_query}

@@ -437,3 +437,8 @@ def state_at(script: Script, t: float) -> tuple[Scene, list[Sprite], list[tuple[
         elif holder[obj] in heads:
             objects.append((obj, *heads[holder[obj]]))
     return scene, out, objects
+
+
+def visible_objects(script: Script, t: float) -> set[str]:
+    """Names of the objects drawn at time `t` (on the floor, carried, or held by someone on screen)."""
+    return {name for name, _, _ in state_at(script, t)[2]}
