@@ -1,10 +1,14 @@
 """`tempovl demo OUT`: the quick-start pipeline on the demo corpus, end to end, with progress shown.
 
-Steps (each is resumable: re-running skips what is already done):
+Steps (each resumes or is skipped when a previous run already did it):
 1. generate the demo corpus (real mp4 + SRT + annotations) into OUT/corpus;
 2. validate every annotation file against the videos;
 3. extract HERO-style frame features (ImageNet MobileNetV2 2D + a motion descriptor, one per 1.5 s)
-   into the sharded feature store OUT/features.
+   into the sharded feature store OUT/features;
+4. pre-train HERO (hero-tiny: MLM, MNCE, FOM, VSM) on the unlabelled + train videos -> OUT/hero-pretrain;
+5. fine-tune it on the TVR-style moment queries (VCMR) -> OUT/hero-vcmr, and evaluate on the test split:
+   VR / SVMR / VCMR table, TVR-format predictions and a timeline PNG in OUT/hero-vcmr/eval-test;
+6. index the test videos with the fine-tuned model and search them by text -> OUT/index.
 """
 
 from __future__ import annotations
@@ -56,9 +60,58 @@ def features_step(corpus: Path, out: Path, extractor: str, size: int) -> str:
     return f"{report.total} videos in the feature store {out} ({extractor})"
 
 
+def train_step(preset: str, out: Path, overrides: list[str], init: Path | None = None) -> str:
+    """Train `preset` into `out`; a finished run is kept, an interrupted one resumes."""
+    from tempovl.config import load_config
+    from tempovl.engine.checkpoint import find_resumable
+    from tempovl.engine.trainer import train
+
+    cfg = load_config(
+        preset, [*overrides, f"train.output_dir={out}"] + ([f"train.init={init}"] if init else [])
+    )
+    last = find_resumable(out)
+    if last is not None and int(last.name.split("-")[1]) >= cfg["train"]["max_steps"]:
+        return f"already trained: {last}"
+    result = train(cfg, resume=last is not None)
+    final = result.eval_history[-1] if result.eval_history else {}
+    shown = {
+        k: round(v, 3) for k, v in final.items() if isinstance(v, float) and k.endswith(("loss", "r1", "r10"))
+    }
+    return f"{result.step} steps -> {out}; last evaluation: {shown}"
+
+
+def evaluate_step(ckpt: Path, out: Path, overrides: list[str]) -> str:
+    from tempovl.tasks.cli import evaluate_checkpoint
+
+    record = evaluate_checkpoint(ckpt, split="test", out=out, overrides=overrides)
+    m = record["metrics"]
+    keys = ["VR_r1", "VR_r10", "SVMR_0.5-r1", "VCMR_0.5-r1", "VCMR_0.5-r10", "VCMR_0.7-r10"]
+    shown = ", ".join(f"{k} {m[k]:.2f}" for k in keys if k in m)
+    return f"test split: {shown}; table, predictions and moments.png in {out}"
+
+
+def search_step(corpus: Path, ckpt: Path, out: Path, query: str) -> str:
+    from tempovl.search.index import build_index
+    from tempovl.search.searcher import Searcher
+
+    test = json.loads((corpus / "splits.json").read_text())["test"]
+    videos = [corpus / "videos" / f"{v}.mp4" for v in test]
+    build_index(videos, out, str(ckpt), subtitles_dir=corpus / "subtitles", approx="none")
+    hits = Searcher(out).search(query, k=5)
+    lines = [f"     {h.rank}. {h.video} {h.start:5.1f}-{h.end:5.1f} s  score {h.score:.3f}" for h in hits]
+    return f"index of {len(videos)} test videos in {out}; top hits for {query!r}:\n" + "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     corpus, features = out / "corpus", out / "features"
+    data = [
+        f"data.corpus={corpus}",
+        f"data.features={features}",
+        f"train.progress={str(args.progress).lower()}",
+    ]
+    scale = [f"train.max_steps={args.pretrain_steps}"] if args.pretrain_steps else []
+    ft_scale = [f"train.max_steps={args.finetune_steps}"] if args.finetune_steps else []
     t0 = time.perf_counter()
     _step(
         f"1. demo corpus (preset {args.preset}, seed {args.seed})",
@@ -66,7 +119,24 @@ def run(args: argparse.Namespace) -> int:
     )
     _step("2. validate annotations", lambda: validate_step(corpus))
     _step("3. frame features", lambda: features_step(corpus, features, args.extractor, args.size))
+    _step(
+        "4. HERO pre-training", lambda: train_step("hero-tiny-pretrain", out / "hero-pretrain", data + scale)
+    )
+    pretrained = out / "hero-pretrain" / "best"
+    _step(
+        "5. HERO fine-tuning on moment retrieval (VCMR) from the pre-trained model",
+        lambda: train_step("hero-tiny-vcmr", out / "hero-vcmr", data + ft_scale, init=pretrained),
+    )
+    vcmr = out / "hero-vcmr" / "best"
+    _step(
+        "   evaluation on the test split",
+        lambda: evaluate_step(vcmr, out / "hero-vcmr" / "eval-test", data[:2]),
+    )
+    _step(
+        "6. moment search over the test videos", lambda: search_step(corpus, vcmr, out / "index", args.query)
+    )
     print(f"\ndemo finished in {time.perf_counter() - t0:.0f} s; outputs in {out}")
+    print(f'next: tempovl search {out / "index"} "a text query"   or   tempovl serve {out / "index"}')
     return 0
 
 
@@ -78,4 +148,12 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(
         "--size", type=int, default=128, help="frame size for the 2D backbone (the demo videos are 128x128)"
     )
+    parser.add_argument(
+        "--pretrain-steps", type=int, default=None, help="override the pre-training preset's steps"
+    )
+    parser.add_argument(
+        "--finetune-steps", type=int, default=None, help="override the fine-tuning preset's steps"
+    )
+    parser.add_argument("--query", default="the red circle jumps", help="a sample search query")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     parser.set_defaults(func=run)
