@@ -63,6 +63,24 @@ def searcher(search_index, encoder):
 
 
 @pytest.fixture(scope="session")
+def spoken_line(tiny_corpus) -> dict:
+    """A subtitle line (>= 4 words) said in exactly one video of the tiny corpus:
+    {"vid", "text", "speaker", "start", "end"}. Tests search for it and expect its video first."""
+    from tempovl.data.subtitles import read_srt
+
+    said: dict[str, list[dict]] = {}
+    for srt in sorted((tiny_corpus / "subtitles").glob("*.srt")):
+        for s in read_srt(srt):
+            said.setdefault(s.text, []).append(
+                {"vid": srt.stem, "text": s.text, "speaker": s.speaker, "start": s.start, "end": s.end}
+            )
+    return min(
+        (v[0] for v in said.values() if len(v) == 1 and len(v[0]["text"].split()) >= 4),
+        key=lambda r: r["text"],
+    )
+
+
+@pytest.fixture(scope="session")
 def tvr_queries(tiny_corpus):
     """Every TVR query of the tiny corpus (train + val + test)."""
     return [

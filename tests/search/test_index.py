@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from tempovl.data.subtitles import read_srt
 from tempovl.errors import ConfigError, InputError
 from tempovl.search.index import IndexData, build_index, find_videos, load_manifest
 
@@ -38,7 +39,8 @@ def test_index_of_the_tiny_corpus(search_index, tiny_corpus):
     assert not data.frame_embs[data.video_offsets[sc] : data.video_offsets[sc + 1]].any()
     assert (norms > 0.999).sum() > 50
     subs = data.subtitles("tv00004")
-    assert subs[2][2:] == ["Hello Eve, good to see you.", "DANA"]
+    srt = read_srt(tiny_corpus / "subtitles" / "tv00004.srt")
+    assert subs[2][2:] == [srt[2].text, srt[2].speaker]
     assert not list(search_index.glob("**/*.tmp"))
 
 

@@ -12,8 +12,8 @@ from tempovl.errors import InputError
 from tempovl.search.searcher import Searcher, tvr_submission, video_recall
 
 
-def test_hits_are_well_formed(searcher):
-    hits = searcher.search("Dana says hello to Eve", k=10)
+def test_hits_are_well_formed(searcher, spoken_line):
+    hits = searcher.search(spoken_line["text"], k=10)
     assert [h.rank for h in hits] == list(range(1, len(hits) + 1)) and len(hits) == 10
     scores = [h.score for h in hits]
     assert scores == sorted(scores, reverse=True)
@@ -23,8 +23,9 @@ def test_hits_are_well_formed(searcher):
         assert h.video == searcher.data.video_ids[h.video_idx]
         assert str(searcher.video_path(h.video_idx)) == h.path
     top = hits[0]
-    assert top.video == "tv00004" and top.start <= 5.7 + 1.5 and top.end >= 8.1 - 1.5  # gt [5.7, 8.1]
-    assert any(s["text"] == "Hello Eve, good to see you." for s in top.subtitles)
+    line = spoken_line
+    assert top.video == line["vid"] and top.start <= line["start"] + 1.5 and top.end >= line["end"] - 1.5
+    assert any(s["text"] == line["text"] for s in top.subtitles)
 
 
 def test_search_is_deterministic(searcher, search_index, encoder):

@@ -126,11 +126,11 @@ def test_token(token_client):
     assert token_client.get("/api/videos/0?access_token=s3cret").status_code == 200
 
 
-def test_real_server(live_server, live_server_token, searcher):
+def test_real_server(live_server, live_server_token, searcher, spoken_line):
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         assert http.get("/api/health").json()["videos"] == 18
-        hits = http.post("/api/search", json={"query": "someone asks Bob a question", "k": 5}).json()["hits"]
-        assert hits[0]["video"] == "tv00005"
+        hits = http.post("/api/search", json={"query": spoken_line["text"], "k": 5}).json()["hits"]
+        assert hits[0]["video"] == spoken_line["vid"]
         data = searcher.video_path(hits[0]["video_idx"]).read_bytes()
         part = http.get(hits[0]["url"], headers={"Range": "bytes=0-99"})
         assert part.status_code == 206 and part.content == data[:100]
