@@ -29,7 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -78,7 +78,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory (a directory: so that a rename into it is durable); errors ignored."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tempovl.errors import ConfigError, InputError
-from tempovl.io import atomic_open
+from tempovl.io import atomic_open, fsync_path
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -136,21 +136,12 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
         os.replace(tmp, final)
-        _fsync(final.parent)
+        fsync_path(final.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _write_config(cfg: dict, path: Path) -> None:

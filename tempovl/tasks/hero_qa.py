@@ -234,6 +234,24 @@ def span_frames(span: Sequence[float] | None, num_frames: int, interval: float) 
 # -------------------------------------------------------------------------------------------- TVQA
 
 
+class AppendedTextTask(HeroDownstreamTask):
+    """QA and VIOLIN: a text appended to every subtitle unit; subclasses set ``dataset_cls``."""
+
+    dataset_cls: type = Dataset
+
+    def __init__(self, cfg: dict):
+        super().__init__(cfg)
+        self._datasets: dict[str, Dataset] = {}
+
+    def dataset(self, split: str, subtask: str = "main") -> Dataset:
+        if split not in self._datasets:
+            self._datasets[split] = self.dataset_cls(self, split)
+        return self._datasets[split]
+
+    def collate(self, subtask: str = "main") -> Callable[[list], dict]:
+        return TextClipCollate(self.specials, self.model.cfg.pack_max_len)
+
+
 @dataclass
 class HeroQAConfig:
     """The ``task:`` section of ``hero-tvqa``."""
@@ -293,10 +311,11 @@ class QADataset(Dataset):
 
 
 @register_task("hero-tvqa")
-class HeroQATask(HeroDownstreamTask):
+class HeroQATask(AppendedTextTask):
     """Multiple-choice video QA on HERO (module docstring)."""
 
     config_cls = HeroQAConfig
+    dataset_cls = QADataset
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -313,15 +332,6 @@ class HeroQATask(HeroDownstreamTask):
             }
         )
         self.init_heads()
-        self._data: dict[str, QADataset] = {}
-
-    def dataset(self, split: str, subtask: str = "main") -> QADataset:
-        if split not in self._data:
-            self._data[split] = QADataset(self, split)
-        return self._data[split]
-
-    def collate(self, subtask: str = "main") -> Callable[[list], dict]:
-        return TextClipCollate(self.specials, self.model.cfg.pack_max_len)
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         targets, spans = batch["targets"], batch["span_targets"]
@@ -469,10 +479,11 @@ class ViolinDataset(Dataset):
 
 
 @register_task("hero-violin")
-class HeroViolinTask(HeroDownstreamTask):
+class HeroViolinTask(AppendedTextTask):
     """Video-language inference on HERO: is the statement entailed by the clip? (module docstring)"""
 
     config_cls = HeroViolinConfig
+    dataset_cls = ViolinDataset
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
@@ -485,15 +496,6 @@ class HeroViolinTask(HeroDownstreamTask):
             }
         )
         self.init_heads()
-        self._data: dict[str, ViolinDataset] = {}
-
-    def dataset(self, split: str, subtask: str = "main") -> ViolinDataset:
-        if split not in self._data:
-            self._data[split] = ViolinDataset(self, split)
-        return self._data[split]
-
-    def collate(self, subtask: str = "main") -> Callable[[list], dict]:
-        return TextClipCollate(self.specials, self.model.cfg.pack_max_len)
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         h = fuse_text(self.model, batch)  # (B, T, D)
