@@ -133,6 +133,9 @@ class MetricLogger:
             self.wandb.finish()
 
 
+MAX_EVAL_PANELS = 22  # the evaluation metrics drawn (in name order), after dropping constant ones
+
+
 def plot_curves(output_dir: str | Path) -> Path | None:
     """``curves.png``: loss per sub-task, lr, and each evaluation metric against step."""
     import matplotlib
@@ -146,8 +149,16 @@ def plot_curves(output_dir: str | Path) -> Path | None:
     if not rows and not evals:
         return None
     eval_keys = sorted({k for r in evals for k in r if k != "step"})
+    # a metric that never changes (chance levels, counts) is noise on a chart
+    eval_keys = [k for k in eval_keys if len({r.get(k) for r in evals if k in r}) > 1 or len(evals) == 1]
+    eval_keys = eval_keys[:MAX_EVAL_PANELS]
     n = 2 + len(eval_keys)
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.4), squeeze=False)
+    cols = min(n, 4)
+    grid_rows = math.ceil(n / cols)
+    fig, grid = plt.subplots(grid_rows, cols, figsize=(4.2 * cols, 3.2 * grid_rows), squeeze=False)
+    axes = [list(grid.flat)]
+    for ax in axes[0][n:]:
+        ax.set_visible(False)
     ax_loss, ax_lr = axes[0][0], axes[0][1]
     for sub in sorted({r.get("subtask", "main") for r in rows}):
         pts = [(r["step"], r["loss"]) for r in rows if r.get("subtask", "main") == sub and _finite(r["loss"])]
