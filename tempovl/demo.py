@@ -5,7 +5,7 @@ Steps (each resumes or is skipped when a previous run already did it):
 2. validate every annotation file against the videos;
 3. extract HERO-style frame features (ImageNet MobileNetV2 2D + a motion descriptor, one per 1.5 s)
    into the sharded feature store OUT/features;
-4. pre-train HERO (hero-tiny: MLM, MNCE, FOM, VSM) on the unlabelled + train videos -> OUT/hero-pretrain;
+4. pre-train HERO (hero-tiny: MLM, MNCE, FOM, VSM; 3000 steps) on the unlabelled + train videos -> OUT/hero-pretrain;
 5. fine-tune it on the TVR-style moment queries (VCMR) -> OUT/hero-vcmr, and evaluate on the test split:
    VR / SVMR / VCMR table, TVR-format predictions and a timeline PNG in OUT/hero-vcmr/eval-test;
 6. index the test videos with the fine-tuned model and search them by text -> OUT/index.

@@ -1,0 +1,25 @@
+"""`tempovl demo` end to end on the tiny corpus, then once more: a finished run is skipped, not redone."""
+
+import json
+
+import pytest
+
+from tempovl.cli import main
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", str(out), "--preset", "tiny", "--extractor", "random2d+motion", "--no-progress"]
+    args += ["--pretrain-steps", "6", "--finetune-steps", "4", "--query", "someone jumps"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "6 steps ->" in first and "4 steps ->" in first and "top hits for 'someone jumps'" in first
+    metrics = json.loads((out / "hero-vcmr" / "eval-test" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and "VCMR_0.5-r1" in metrics["metrics"]
+    assert (out / "hero-vcmr" / "eval-test" / "moments.png").is_file()
+    assert (out / "index" / "manifest.json").is_file()
+
+    assert main(args) == 0
+    again = capsys.readouterr().out
+    assert "corpus already at" in again and again.count("already trained") == 2
