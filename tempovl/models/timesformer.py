@@ -127,15 +127,7 @@ class TimeSformer(nn.Module):
             nn.init.zeros_(block.temporal_fc.weight)
             nn.init.zeros_(block.temporal_fc.bias)
 
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    _init_weights = staticmethod(MViT._init_weights)  # the same ViT initialisation
 
     def _spatial_pos(self, h: int, w: int) -> torch.Tensor:
         """Patch position embeddings (1, h·w, D), bicubically resized from the configured grid."""
