@@ -59,6 +59,10 @@ class DataConfig:
     max_frames: int = 100  # frames per clip (the first ones); <= model.max_clip_len
     max_sentence_tokens: int = 60  # per subtitle group and per query (official max_txt_len)
     max_videos: int | None = None  # per split, for quick runs
+    # the temporal shuffling test: every clip of an evaluation split (not "train") gets its frame rows
+    # permuted with a fixed seed per clip; subtitles stay where they were (`tempovl evaluate --shuffle-frames`)
+    shuffle_frames: bool = False
+    shuffle_seed: int = 0
 
 
 @dataclass
@@ -138,6 +142,7 @@ class HeroClipDataset(Dataset):
         if split not in cfg.splits:
             raise ConfigError(f"data.splits: no entry for split {split!r} (have {sorted(cfg.splits)})")
         corpus = Path(cfg.corpus)
+        self.cfg, self.split = cfg, split
         self.store = store if store is not None else FeatureStore(cfg.features)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.tokenizer)
         corpus_splits = read_splits(corpus)
@@ -184,7 +189,10 @@ class HeroClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         t = self.num_frames[i]
-        return {"vid": self.vids[i], "frame_feats": self.store[self.vids[i]][:t], "units": self.units[i]}
+        feats = self.store[self.vids[i]][:t]
+        if self.cfg.shuffle_frames and self.split != "train":
+            feats = feats[np.random.default_rng([self.cfg.shuffle_seed, i]).permutation(t)]
+        return {"vid": self.vids[i], "frame_feats": feats, "units": self.units[i]}
 
     def with_queries(self) -> list[int]:
         """Indices of the clips that have at least one VSM query candidate."""

@@ -68,10 +68,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RetrievalDataConfig(DataConfig):
-    """HERO's ``data:`` section plus the evaluation shuffle and what `predict` needs to re-extract."""
+    """HERO's ``data:`` section plus what `predict` needs to re-extract features."""
 
-    shuffle_frames: bool = False  # evaluation: permute each video's frames (temporal shuffling test)
-    shuffle_seed: int = 0
     extractor: str | None = None  # feature extractor spec; filled from the feature store's manifest
     interval: float | None = None  # seconds per feature-frame; filled from the manifest
     extract_size: int | None = None  # frame size the features were extracted at (None = extractor default)
@@ -271,13 +269,6 @@ class HeroRetrievalTask(Task):
         device = self._device()
         return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
-    def _shuffled(self, item: dict, i: int) -> dict:
-        """The temporal shuffling test: item `i`'s frame rows permuted with a fixed seed."""
-        if not self.data_cfg.shuffle_frames:
-            return item
-        perm = np.random.default_rng([self.data_cfg.shuffle_seed, i]).permutation(len(item["frame_feats"]))
-        return {**item, "frame_feats": np.asarray(item["frame_feats"])[perm]}
-
     @torch.no_grad()
     def encode_videos(self, items: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Temporal outputs of clips: frames (Nv, T, D) zero-padded to the longest, mask (Nv, T)."""
@@ -318,7 +309,7 @@ class HeroRetrievalTask(Task):
         was_training = self.training
         self.eval()
         clips, queries = self.clips(split), self.queries(split)
-        frames, masks = self.encode_videos([self._shuffled(clips[i], i) for i in range(len(clips))])
+        frames, masks = self.encode_videos([clips[i] for i in range(len(clips))])
         query = self.encode_queries([q.text for q in queries])
         scores = self.global_scores(query, frames, masks)  # (Nq, Nv)
         if self.kind == "clip":
