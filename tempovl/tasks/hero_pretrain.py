@@ -54,6 +54,20 @@ class HeroPretrainConfig:
     eval_retrieval: bool = True
 
 
+def setup_hero(task: torch.nn.Module, cfg: dict) -> None:
+    """What every HERO task starts from, set on `task`: ``data_cfg``, ``store`` (features), ``tokenizer``,
+    ``specials`` and ``model``; the resolved model config (frame_dim) is written back into `cfg`, so
+    checkpoints record it."""
+    task.data_cfg = from_dict(DataConfig, cfg.get("data"), "data")
+    task.store = FeatureStore(task.data_cfg.features)
+    task.tokenizer = load_tokenizer(task.data_cfg.tokenizer)
+    task.specials = TextSpecials.from_tokenizer(task.tokenizer)
+    cfg["model"] = configure_model(
+        cfg.get("model") or {}, task.data_cfg, task.store, task.specials, len(task.tokenizer)
+    )
+    task.model = build_model(cfg["model"])
+
+
 def configure_model(
     model_cfg: dict, data: DataConfig, store: FeatureStore, specials: TextSpecials, vocab: int
 ) -> dict:
@@ -106,15 +120,7 @@ class HeroPretrainTask(Task):
         unknown = [k for k in self.c.ratios if k not in SUBTASKS]
         if unknown:
             raise ConfigError(f"task.ratios: unknown sub-task {unknown[0]!r}; known: {', '.join(SUBTASKS)}")
-        self.data_cfg = from_dict(DataConfig, cfg.get("data"), "data")
-        self.store = FeatureStore(self.data_cfg.features)
-        self.tokenizer = load_tokenizer(self.data_cfg.tokenizer)
-        self.specials = TextSpecials.from_tokenizer(self.tokenizer)
-        model_cfg = configure_model(
-            cfg.get("model") or {}, self.data_cfg, self.store, self.specials, len(self.tokenizer)
-        )
-        cfg["model"] = model_cfg  # the resolved frame_dim is what checkpoints record
-        self.model = build_model(model_cfg)
+        setup_hero(self, cfg)
         # F-TRM overrides encode(): its token outputs need the whole flat pass, Hero's only the cross-modal one
         self.mlm_cross_only = type(self.model).encode is Hero.encode
         self.mlm_loss, self.mffr_loss, self.fom_loss = MLMLoss(), MFFRLoss(), FOMLoss()

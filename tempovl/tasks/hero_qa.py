@@ -35,17 +35,15 @@ from torch.utils.data import Dataset
 
 from tempovl.config import from_dict
 from tempovl.data.annotations import read_tvqa, read_violin
-from tempovl.data.features.store import FeatureStore
-from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units, pad_frames
+from tempovl.data.hero_data import HeroClipDataset, TextSpecials, clip_units, pad_frames
 from tempovl.data.subtitles import Sentence
-from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import read_jsonl
 from tempovl.metrics.qa import qa_accuracy
 from tempovl.models.hero import GeluNormMLP, Hero, pack_clips
-from tempovl.registry import build_model, register_task
+from tempovl.registry import register_task
 from tempovl.tasks.base import Task
-from tempovl.tasks.hero_pretrain import configure_model
+from tempovl.tasks.hero_pretrain import setup_hero
 
 MASK_VALUE = -1e4  # logit at padded frames (the official mask_logits uses a large negative number)
 
@@ -64,17 +62,11 @@ class HeroDownstreamTask(Task):
     def __init__(self, cfg: dict):
         super().__init__(cfg)
         self.c = from_dict(self.config_cls, cfg.get("task"), "task")
-        self.data_cfg = from_dict(DataConfig, cfg.get("data"), "data")
-        self.store = FeatureStore(self.data_cfg.features)
-        self.tokenizer = load_tokenizer(self.data_cfg.tokenizer)
-        self.specials = TextSpecials.from_tokenizer(self.tokenizer)
-        model_cfg = configure_model(
-            cfg.get("model") or {}, self.data_cfg, self.store, self.specials, len(self.tokenizer)
-        )
-        cfg["model"] = model_cfg  # the resolved frame_dim is what checkpoints record
-        self.model = build_model(model_cfg)
+        setup_hero(self, cfg)
         if not isinstance(self.model, Hero):
-            raise ConfigError(f"model.name: {self.c.name} needs a HERO model, got {model_cfg.get('name')!r}")
+            raise ConfigError(
+                f"model.name: {self.c.name} needs a HERO model, got {cfg['model'].get('name')!r}"
+            )
         self._clips: dict[str, HeroClipDataset] = {}
 
     # -- data helpers --------------------------------------------------------------------------------
@@ -251,6 +243,27 @@ class AppendedTextTask(HeroDownstreamTask):
     def collate(self, subtask: str = "main") -> Callable[[list], dict]:
         return TextClipCollate(self.specials, self.model.cfg.pack_max_len)
 
+    def batch_probs(self, out: dict) -> np.ndarray:
+        """The task's probabilities for one batch of outputs (rows = items)."""
+        raise TypeError(f"{type(self).__name__} must define batch_probs")
+
+    @torch.no_grad()
+    def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
+        """(ids, probabilities) of every item of `data`, in eval mode (see ``batch_probs``)."""
+        was_training = self.training
+        self.eval()
+        collate, device = self.collate(), self.device()
+        ids, probs = [], []
+        try:
+            for s in range(0, len(data), self.c.eval_batch_size):
+                batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, len(data)))])
+                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                ids.extend(batch["ids"])
+                probs.append(self.batch_probs(self.forward(batch)))
+        finally:
+            self.train(was_training)
+        return ids, np.concatenate(probs) if probs else np.zeros(0)
+
 
 @dataclass
 class HeroQAConfig:
@@ -367,23 +380,9 @@ class HeroQATask(AppendedTextTask):
         out["span_loss"] = self.c.span_loss_weight * span_ce
         return out
 
-    @torch.no_grad()
-    def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
-        """(ids, probabilities (N, K)) of every item of `data`, in eval mode."""
-        was_training = self.training
-        self.eval()
-        collate, device = self.collate(), self.device()
-        ids, probs = [], []
-        try:
-            for s in range(0, len(data), self.c.eval_batch_size):
-                batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, len(data)))])
-                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                out = self.forward(batch)
-                ids.extend(batch["ids"])
-                probs.append(out["qa_logits"].float().softmax(-1).cpu().numpy())
-        finally:
-            self.train(was_training)
-        return ids, np.concatenate(probs) if probs else np.zeros((0, self.c.num_answers))
+    def batch_probs(self, out: dict) -> np.ndarray:
+        """Answer probabilities (B, K) from the outputs of one batch."""
+        return out["qa_logits"].float().softmax(-1).cpu().numpy()
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
@@ -508,22 +507,9 @@ class HeroViolinTask(AppendedTextTask):
             "acc": ((logits > 0).float() == targets).float().mean(),
         }
 
-    @torch.no_grad()
-    def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
-        """(ids, P(entailed) (N,)) of every item of `data`, in eval mode."""
-        was_training = self.training
-        self.eval()
-        collate, device = self.collate(), self.device()
-        ids, probs = [], []
-        try:
-            for s in range(0, len(data), self.c.eval_batch_size):
-                batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, len(data)))])
-                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-                ids.extend(batch["ids"])
-                probs.append(torch.sigmoid(self.forward(batch)["violin_logits"].float()).cpu().numpy())
-        finally:
-            self.train(was_training)
-        return ids, np.concatenate(probs) if probs else np.zeros(0)
+    def batch_probs(self, out: dict) -> np.ndarray:
+        """P(entailed) (B,) from the outputs of one batch."""
+        return torch.sigmoid(out["violin_logits"].float()).cpu().numpy()
 
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
