@@ -54,41 +54,40 @@ def done(path: Path) -> bool:
     return (path / "latest").is_file() or (path / "model.safetensors").is_file()
 
 
-def evaluate(ckpt: Path, out: Path, split: str, shuffle: bool, log: Path, reuse: bool) -> dict:
-    """Metrics of one ``tempovl evaluate`` call (reused when its metrics.json exists and `reuse`)."""
+def evaluate(ckpt: Path, out: Path, split: str, shuffle_seed: int | None, log: Path, reuse: bool) -> dict:
+    """Metrics of one ``tempovl evaluate`` call, frames in order (`shuffle_seed` None) or shuffled with that
+    seed; reused when its metrics.json exists and `reuse`."""
     if not (reuse and (out / "metrics.json").is_file()):
-        cli(
-            [
-                "evaluate",
-                str(ckpt),
-                "--split",
-                split,
-                "--out",
-                str(out),
-                *(["--shuffle-frames"] if shuffle else []),
-            ],
-            log,
-        )
-    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+        shuffle = [] if shuffle_seed is None else ["--shuffle-frames", f"data.shuffle_seed={shuffle_seed}"]
+        cli(["evaluate", str(ckpt), "--split", split, "--out", str(out), *shuffle], log)
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
 
 
-def shuffle_test(ckpt: Path, out: Path, split: str, log: Path, reuse: bool) -> dict:
-    """Original / Shuffled / Gap of a checkpoint's headline metric (mean recall or accuracy)."""
-    orig = evaluate(ckpt, out / "eval", split, False, log, reuse)
-    shuf = evaluate(ckpt, out / "eval-shuffled", split, True, log, reuse)
-    m = orig["metrics"]
-    key = next((k for k in ("t2v_mean_recall", "accuracy", "vr_r1", "VR/R@1") if k in m), None)
-    if key is None:
-        key = next(k for k, v in m.items() if isinstance(v, (int, float)))
-    o, s = float(m[key]), float(shuf["metrics"][key])
-    return {
-        "checkpoint": str(ckpt),
-        "task": orig["task"],
-        "metric": key,
-        "original": o,
-        "shuffled": s,
-        "gap": o - s,
-    }
+def headline(metrics: dict) -> str:
+    """The metric a shuffling row reports: mean recall for retrieval, accuracy for QA, else the first number."""
+    for key in ("t2v_mean_recall", "accuracy", "SVMR_0.5-r10"):
+        if key in metrics:
+            return key
+    return next(k for k, v in metrics.items() if isinstance(v, (int, float)))
+
+
+def shuffle_test(
+    ckpt: Path, out: Path, splits: list[str], shuffle_seeds: list[int], log: Path, reuse: bool
+) -> dict:
+    """Original / Shuffled / Gap of a checkpoint's headline metric, each the mean over `splits`; Shuffled is
+    also the mean over the frame permutations `shuffle_seeds`. Also returns the in-order metrics of every split."""
+    orig = {split: evaluate(ckpt, out / f"eval-{split}", split, None, log, reuse) for split in splits}
+    key = headline(orig[splits[0]])
+    shuf = [
+        evaluate(ckpt, out / f"eval-{split}-shuffled{seed}", split, seed, log, reuse)[key]
+        for split in splits
+        for seed in shuffle_seeds
+    ]
+    o = statistics.mean(float(orig[split][key]) for split in splits)
+    s = statistics.mean(float(v) for v in shuf)
+    task = json.loads((out / f"eval-{splits[0]}" / "metrics.json").read_text(encoding="utf-8"))["task"]
+    return {"checkpoint": str(ckpt), "task": task, "metric": key, "original": o, "shuffled": s, "gap": o - s,
+            "metrics": orig}  # fmt: skip
 
 
 def mean_std(values: list[float]) -> str:
@@ -106,7 +105,10 @@ def main() -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--pretrain-steps", type=int, default=100)
     p.add_argument("--finetune-steps", type=int, default=100)
-    p.add_argument("--split", default="val")
+    p.add_argument("--splits", nargs="+", default=["val", "test"], help="metrics are the mean over these")
+    p.add_argument(
+        "--shuffle-seeds", type=int, nargs="+", default=[0, 1, 2], help="frame permutations averaged"
+    )
     p.add_argument("--skip-ablation", action="store_true", help="only the shuffling test of --hitea / --hero")
     p.add_argument("--hitea", nargs="*", default=[], metavar="CKPT", help="fine-tuned HiTeA checkpoints")
     p.add_argument("--hero", nargs="*", default=[], metavar="CKPT", help="fine-tuned HERO checkpoints")
@@ -144,51 +146,74 @@ def main() -> int:
                         ],
                         log,
                     )  # fmt: skip
-                row = shuffle_test(ft, ft, a.split, log, a.reuse)
+                row = shuffle_test(ft, ft, a.splits, a.shuffle_seeds, log, a.reuse)
                 row.update(family="HiTeA", variant=variant, seed=seed, preset=task)
                 shuffles.append(row)
-                full = json.loads((ft / "eval" / "metrics.json").read_text(encoding="utf-8"))["metrics"]
-                ablation.setdefault(variant, {}).setdefault(task, {})[seed] = full
+                ablation.setdefault(variant, {}).setdefault(task, {})[seed] = row["metrics"]
     for family, ckpts in (("HiTeA", a.hitea), ("HERO", a.hero)):
         for ckpt in ckpts:
-            row = shuffle_test(Path(ckpt), out / f"{family.lower()}-{Path(ckpt).name}", a.split, log, a.reuse)
+            name = "-".join(Path(ckpt).parts[-2:])
+            row = shuffle_test(
+                Path(ckpt), out / f"{family.lower()}-{name}", a.splits, a.shuffle_seeds, log, a.reuse
+            )
             row.update(family=family, variant="given", seed=None, preset=Path(ckpt).name)
             shuffles.append(row)
 
-    lines = [f"# HiTeA report ({a.corpus}, split {a.split}, seeds {a.seeds})", ""]
+    splits = " + ".join(a.splits)
+    lines = [f"# HiTeA report ({a.corpus}; metrics are the mean over splits {splits}; seeds {a.seeds})", ""]
     if ablation:
         lines += [
-            f"## Table 4 ablation (pre-train {a.pretrain_steps} steps, fine-tune {a.finetune_steps} steps)",
+            f"## Table 4 ablation (pre-train {a.pretrain_steps} steps, fine-tune {a.finetune_steps} steps; "
+            "mean ± std over seeds)",
             "",
         ]
         head = ["variant"]
         for task in a.tasks:
             head += (
-                [f"{task} R@1", f"{task} R@5", f"{task} R@10", f"{task} AveR"]
-                if task != "mcqa"
-                else ["MC-QA acc"]
+                ["MC-QA acc"]
+                if task == "mcqa"
+                else [f"{task} R@1", f"{task} R@5", f"{task} R@10", f"{task} AveR"]
             )
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for variant, per_task in ablation.items():
             cells = [variant]
             for task in a.tasks:
-                runs = list(per_task[task].values())
                 keys = (
                     ["accuracy"] if task == "mcqa" else ["t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_mean_recall"]
                 )
-                cells += [mean_std([float(r[k]) for r in runs]) for k in keys]
+                for k in keys:  # per seed: the mean over splits; then mean ± std over seeds
+                    per_seed = [
+                        statistics.mean(float(m[k]) for m in run.values()) for run in per_task[task].values()
+                    ]
+                    cells.append(mean_std(per_seed))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     if shuffles:
+        shuffled = f"mean over frame permutations {a.shuffle_seeds}"
+        groups: dict[tuple, list[dict]] = {}
+        for r in shuffles:
+            groups.setdefault((r["family"], r["variant"], r["preset"], r["metric"]), []).append(r)
         lines += [
-            "## Temporal shuffling test (Original / Shuffled / Gap)",
+            f"## Temporal shuffling test (Original / Shuffled / Gap; Shuffled is the {shuffled}; mean ± std over seeds)",
             "",
-            "| family | variant | task | metric | seed | Original | Shuffled | Gap |",
+            "| family | variant | task | metric | runs | Original | Shuffled | Gap |",
             "|---|---|---|---|---|---|---|---|",
+        ]
+        for (family, variant, preset, metric), rows in groups.items():
+            cells = [mean_std([r[k] for r in rows]) for k in ("original", "shuffled", "gap")]
+            lines.append(
+                f"| {family} | {variant} | {preset} | {metric} | {len(rows)} | " + " | ".join(cells) + " |"
+            )
+        lines += [
+            "",
+            "Per run:",
+            "",
+            "| family | variant | task | seed | Original | Shuffled | Gap |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in shuffles:
             lines.append(
-                f"| {r['family']} | {r['variant']} | {r['preset']} | {r['metric']} | {r['seed']} | "
+                f"| {r['family']} | {r['variant']} | {r['preset']} | {r['seed']} | "
                 f"{r['original']:.1f} | {r['shuffled']:.1f} | {r['gap']:+.1f} |"
             )
         lines.append("")

@@ -252,15 +252,23 @@ def read_config(path: str | Path) -> dict:
     return data
 
 
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint/export directory: the path itself, or what a run directory's (or its) ``latest`` names."""
+    p = Path(path)
+    if p.is_file() and p.name == "latest":
+        p = p.parent / p.read_text(encoding="utf-8").strip()
+    elif p.is_dir() and not (p / MODEL_FILE).is_file() and (p / "latest").is_file():
+        p = p / (p / "latest").read_text(encoding="utf-8").strip()
+    if not (p / MODEL_FILE).is_file() or not (p / CONFIG_FILE).is_file():
+        raise InputError(f"{path}: not a tempovl checkpoint or export (needs {MODEL_FILE} and {CONFIG_FILE})")
+    return p
+
+
 def load_exported(path: str | Path) -> nn.Module:
     """Build the task named in ``config.yaml`` and load ``model.safetensors`` strictly; eval mode."""
     from tempovl.registry import build_task
 
-    path = Path(path)
-    if path.is_file() and path.name == "latest":
-        path = path.parent / path.read_text(encoding="utf-8").strip()
-    if not (path / MODEL_FILE).is_file():
-        raise InputError(f"{path}: not a tempovl checkpoint or export (no {MODEL_FILE})")
+    path = resolve_checkpoint(path)
     cfg = read_config(path)
     task = build_task(cfg)
     load_into(task, path / MODEL_FILE, strict=True)

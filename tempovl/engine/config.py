@@ -14,7 +14,7 @@ from typing import Literal
 import torch
 
 from tempovl.config import from_dict
-from tempovl.errors import ConfigError
+from tempovl.errors import ConfigError, InputError
 
 
 @dataclass
@@ -104,10 +104,17 @@ def train_config(cfg: dict) -> TrainConfig:
 
 
 def init_weights_file(path: str | Path, key: str = "train.init") -> Path:
-    """The safetensors file behind a checkpoint dir, export dir or file; ConfigError if there is none."""
+    """The safetensors file behind a checkpoint dir, export dir, run dir (its ``latest``) or file; ConfigError
+    if there is none."""
+    from tempovl.engine.checkpoint import MODEL_FILE, resolve_checkpoint
+
     p = Path(path)
-    if p.is_dir():
-        p = p / "model.safetensors"
-    if not p.is_file():
-        raise ConfigError(f"{key}: no such checkpoint: {path} (expected a directory with model.safetensors)")
-    return p
+    if p.is_file() or (p / MODEL_FILE).is_file():
+        return p if p.is_file() else p / MODEL_FILE
+    try:
+        return resolve_checkpoint(p) / MODEL_FILE
+    except InputError:
+        raise ConfigError(
+            f"{key}: no such checkpoint: {path} (expected a checkpoint directory with {MODEL_FILE} and "
+            "config.yaml, or a run directory with a `latest` file)"
+        ) from None

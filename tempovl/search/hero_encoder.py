@@ -111,9 +111,9 @@ class HeroEncoder:
         data config (or its feature store's manifest); pass them to override.
         """
         from tempovl.config import load_config
-        from tempovl.engine.checkpoint import CONFIG_FILE, MODEL_FILE
+        from tempovl.engine.checkpoint import CONFIG_FILE, MODEL_FILE, resolve_checkpoint
         from tempovl.io import sha256_file
-        from tempovl.tasks.cli import load_task, resolve_checkpoint
+        from tempovl.tasks.cli import load_task
         from tempovl.tasks.cli_predict import extraction_settings
         from tempovl.tasks.hero_retrieval import HeroRetrievalTask
 

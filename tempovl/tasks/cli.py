@@ -26,7 +26,8 @@ from typing import Any
 import torch
 
 from tempovl.config import apply_override, deep_merge, load_config
-from tempovl.errors import ConfigError, InputError
+from tempovl.engine.checkpoint import resolve_checkpoint
+from tempovl.errors import ConfigError
 from tempovl.io import atomic_open, write_json
 
 log = logging.getLogger(__name__)
@@ -45,20 +46,6 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.set_defaults(func=run)
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint/export directory: the path itself, or what a run directory's `latest` names."""
-    p = Path(path)
-    if p.is_file() and p.name == "latest":
-        p = p.parent / p.read_text(encoding="utf-8").strip()
-    elif p.is_dir() and not (p / "model.safetensors").is_file() and (p / "latest").is_file():
-        p = p / (p / "latest").read_text(encoding="utf-8").strip()
-    if not (p / "model.safetensors").is_file() or not (p / "config.yaml").is_file():
-        raise InputError(
-            f"{path}: not a tempovl checkpoint or export (needs model.safetensors and config.yaml)"
-        )
-    return p
 
 
 def checkpoint_config(ckpt: Path, task: str | None, overrides: list[str]) -> tuple[dict, bool]:

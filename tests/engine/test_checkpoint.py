@@ -4,6 +4,7 @@ from torch import nn
 
 import tempovl
 from tempovl.engine import checkpoint as ckpt
+from tempovl.engine.config import init_weights_file
 from tempovl.engine.trainer import train
 from tempovl.errors import ConfigError, InputError
 from tempovl.registry import build_task
@@ -95,3 +96,15 @@ def test_init_from_checkpoint_non_strict_reports(toy_cfg, caplog):
     assert "2 missing keys" in caplog.text and "extra.weight" in caplog.text
     with pytest.raises(ConfigError, match="train.init: no such checkpoint"):
         train(toy_cfg("ft2", init=str(first.checkpoint / "nope")))
+
+
+def test_run_directory_resolves_to_its_latest_checkpoint(toy_cfg):
+    """`--init RUN`, `tempovl evaluate RUN` and `tempovl.load(RUN)` all take the run directory itself."""
+    first = train(toy_cfg("pre", max_steps=2))
+    run_dir = first.checkpoint.parent
+    assert ckpt.resolve_checkpoint(run_dir) == first.checkpoint
+    assert ckpt.resolve_checkpoint(run_dir / "latest") == first.checkpoint
+    assert init_weights_file(run_dir) == first.checkpoint / ckpt.MODEL_FILE
+    loaded = tempovl.load(run_dir)
+    assert torch.equal(loaded.head.weight, ckpt.load_weights(first.checkpoint / ckpt.MODEL_FILE)[0]["head.weight"])
+    train(toy_cfg("ft", max_steps=1, init=str(run_dir)))
