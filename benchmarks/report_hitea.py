@@ -58,8 +58,8 @@ def evaluate(ckpt: Path, out: Path, split: str, shuffle_seed: int | None, log: P
     """Metrics of one ``tempovl evaluate`` call, frames in order (`shuffle_seed` None) or shuffled with that
     seed; reused when its metrics.json exists and `reuse`."""
     if not (reuse and (out / "metrics.json").is_file()):
-        shuffle = [] if shuffle_seed is None else ["--shuffle-frames", f"data.shuffle_seed={shuffle_seed}"]
-        cli(["evaluate", str(ckpt), "--split", split, "--out", str(out), *shuffle], log)
+        shuffle = [] if shuffle_seed is None else [f"data.shuffle_seed={shuffle_seed}", "--shuffle-frames"]
+        cli(["evaluate", str(ckpt), *shuffle, "--split", split, "--out", str(out)], log)
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
 
 

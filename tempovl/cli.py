@@ -40,7 +40,15 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             importlib.import_module(module).register(p, name)
-    args = parser.parse_args(argv)
+    # key=value overrides may also come after options (`evaluate CKPT --shuffle-frames data.x=1`), which a
+    # plain nargs="*" positional does not take: collect them here.
+    args, rest = parser.parse_known_args(argv)
+    late = [a for a in rest if "=" in a and not a.startswith("-")]
+    if late and isinstance(getattr(args, "overrides", None), list):
+        args.overrides += late
+        rest = [a for a in rest if a not in late]
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         return int(args.func(args) or 0)

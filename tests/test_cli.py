@@ -17,3 +17,17 @@ def test_help_lists_every_command(capsys):
 def test_console_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "tempovl.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "corpus" in proc.stdout
+
+
+def test_overrides_may_follow_options(tmp_path):
+    """`tempovl train CFG --out DIR key=value` takes the override given after the option."""
+    out = tmp_path / "run"
+    rc = main(["train", "task/toy", "--out", str(out), "train.max_steps=2", "train.progress=false"])
+    assert rc == 0
+    assert (out / "latest").read_text().strip() == "ckpt-0000002"
+    try:
+        main(["train", "task/toy", "--out", str(out), "--bogus"])
+    except SystemExit as e:
+        assert e.code == 2
+    else:
+        raise AssertionError("an unknown option must be refused")
