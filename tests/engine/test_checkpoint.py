@@ -106,5 +106,7 @@ def test_run_directory_resolves_to_its_latest_checkpoint(toy_cfg):
     assert ckpt.resolve_checkpoint(run_dir / "latest") == first.checkpoint
     assert init_weights_file(run_dir) == first.checkpoint / ckpt.MODEL_FILE
     loaded = tempovl.load(run_dir)
-    assert torch.equal(loaded.head.weight, ckpt.load_weights(first.checkpoint / ckpt.MODEL_FILE)[0]["head.weight"])
+    assert torch.equal(
+        loaded.head.weight, ckpt.load_weights(first.checkpoint / ckpt.MODEL_FILE)[0]["head.weight"]
+    )
     train(toy_cfg("ft", max_steps=1, init=str(run_dir)))
