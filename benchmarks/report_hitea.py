@@ -5,6 +5,7 @@
 2. fine-tunes each on MSR-VTT-style retrieval, SSv2-Template-style retrieval and MC-QA
    (``tempovl finetune hitea-tiny-{retrieval,ssv2,mcqa} --init ...``) and evaluates each with and without
    ``--shuffle-frames``;
+   (``--pretrained CKPT`` skips step 1 and fine-tunes from that checkpoint, e.g. on another ``--corpus``);
 3. runs the shuffling test on any extra checkpoints given: ``--hitea CKPT`` (HiTeA, fine-tuned) and
    ``--hero CKPT`` (HERO retrieval / QA checkpoints, through the same ``tempovl evaluate --shuffle-frames``).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -112,6 +114,11 @@ def main() -> int:
     p.add_argument("--skip-ablation", action="store_true", help="only the shuffling test of --hitea / --hero")
     p.add_argument("--hitea", nargs="*", default=[], metavar="CKPT", help="fine-tuned HiTeA checkpoints")
     p.add_argument("--hero", nargs="*", default=[], metavar="CKPT", help="fine-tuned HERO checkpoints")
+    p.add_argument(
+        "--pretrained",
+        metavar="CKPT",
+        help="skip pre-training: fine-tune every task from this checkpoint (variant 'given')",
+    )
     p.add_argument("--reuse", action="store_true", help="keep finished runs and evaluations in OUT")
     a = p.parse_args()
 
@@ -122,11 +129,12 @@ def main() -> int:
     t0 = time.time()
     ablation: dict[str, dict[str, dict[int, dict]]] = {}
     shuffles: list[dict] = []
-    for variant in [] if a.skip_ablation else a.variants:
+    variants = [] if a.skip_ablation else ["given"] if a.pretrained else a.variants
+    for variant in variants:
         for seed in a.seeds:
             tag = f"{variant.strip('+').replace('+', '-').lower()}-s{seed}"
-            pre = out / f"pretrain-{tag}"
-            if not (a.reuse and done(pre)):
+            pre = Path(a.pretrained) if a.pretrained else out / f"pretrain-{tag}"
+            if not (a.pretrained or (a.reuse and done(pre))):
                 cli(
                     [
                         "pretrain", "hitea-tiny-pretrain", corpus, f"model.losses=[{','.join(VARIANTS[variant])}]",
@@ -151,22 +159,21 @@ def main() -> int:
                 shuffles.append(row)
                 ablation.setdefault(variant, {}).setdefault(task, {})[seed] = row["metrics"]
     for family, ckpts in (("HiTeA", a.hitea), ("HERO", a.hero)):
-        for ckpt in ckpts:
-            name = "-".join(Path(ckpt).parts[-2:])
+        for ckpt in ckpts:  # runs named NAME-sSEED (e.g. runs/r5/vcmr-pt-s0/best) are grouped by NAME
+            run = Path(ckpt).parent.name if Path(ckpt).name in ("best", "latest") else Path(ckpt).name
+            name, seed = (run.rsplit("-s", 1) + [None])[:2] if re.search(r"-s\d+$", run) else (run, None)
             row = shuffle_test(
-                Path(ckpt), out / f"{family.lower()}-{name}", a.splits, a.shuffle_seeds, log, a.reuse
+                Path(ckpt), out / f"{family.lower()}-{run}", a.splits, a.shuffle_seeds, log, a.reuse
             )
-            row.update(family=family, variant="given", seed=None, preset=Path(ckpt).name)
+            row.update(family=family, variant=name, seed=seed, preset=row["task"])
             shuffles.append(row)
 
     splits = " + ".join(a.splits)
     lines = [f"# HiTeA report ({a.corpus}; metrics are the mean over splits {splits}; seeds {a.seeds})", ""]
     if ablation:
-        lines += [
-            f"## Table 4 ablation (pre-train {a.pretrain_steps} steps, fine-tune {a.finetune_steps} steps; "
-            "mean ± std over seeds)",
-            "",
-        ]
+        what = f"pre-trained: {a.pretrained}" if a.pretrained else f"pre-train {a.pretrain_steps} steps"
+        title = "Fine-tuning" if a.pretrained else "Table 4 ablation"
+        lines += [f"## {title} ({what}, fine-tune {a.finetune_steps} steps; mean ± std over seeds)", ""]
         head = ["variant"]
         for task in a.tasks:
             head += (
