@@ -209,10 +209,7 @@ class HiteaCaptionTask(HiteaDownstreamTask):
     def predict_video(self, video, sentences: Sequence = (), **_: object) -> dict:
         """Caption a video file (or (T, H, W, 3) uint8 frames)."""
         self.eval()
-        if isinstance(video, (str, Path)):
-            if not Path(video).is_file():
-                raise InputError(f"{video}: no such video file")
-            frames = self.sampler.sample(str(video), 0, False)
-        else:
-            frames = torch.as_tensor(np.asarray(video), dtype=torch.uint8)
-        return {"caption": self.caption(self.float_video([frames]))[0], "prompt": self.c.prompt}
+        return {
+            "caption": self.caption(self.float_video([self.frames_of(video)]))[0],
+            "prompt": self.c.prompt,
+        }

@@ -280,3 +280,11 @@ class HiteaDownstreamTask(Task):
 
     def video_path(self, name: str, where: str) -> str:
         return find_video(Path(self.data_cfg.corpus), name, where)
+
+    def frames_of(self, video: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A user's video (a path, or (T, H, W, 3) uint8 frames) as evaluation-sampled frames."""
+        if isinstance(video, (str, Path)):
+            if not Path(video).is_file():
+                raise InputError(f"{video}: no such video file")
+            return self.sampler.sample(str(video), 0, False)
+        return torch.as_tensor(np.asarray(video), dtype=torch.uint8)

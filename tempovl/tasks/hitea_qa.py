@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -123,14 +122,6 @@ class _QATask(HiteaDownstreamTask):
         n = len(data)
         for s in range(0, n, self.c.eval_batch_size):
             yield self.make_batch([data[i] for i in range(s, min(n, s + self.c.eval_batch_size))])
-
-    def frames_of(self, video: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
-        """A user's video (a path, or (T, H, W, 3) uint8 frames) as evaluation-sampled frames."""
-        if isinstance(video, (str, Path)):
-            if not Path(video).is_file():
-                raise InputError(f"{video}: no such video file")
-            return self.sampler.sample(str(video), 0, False)
-        return torch.as_tensor(np.asarray(video), dtype=torch.uint8)
 
 
 @register_task("hitea-mcqa")
