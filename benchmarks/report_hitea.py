@@ -35,6 +35,10 @@ VARIANTS = {
     "+MTRE": ["vtc", "vtm", "mlm", "prefixlm", "mtre"],
     "+CME+MTRE": ["vtc", "vtm", "mlm", "prefixlm", "cme", "mtre"],
 }
+ZERO_SHOT = {  # column -> (task the pre-trained checkpoint is evaluated as, metric)
+    "0-shot retrieval AveR": ("hitea-retrieval", "t2v_mean_recall"),  # caption pairs of the single clips
+    "0-shot MC-QA acc": ("hitea-mcqa", "accuracy"),  # the VTM head scores question + candidate
+}
 TASKS = {  # experiment preset -> (what it is, headline metric)
     "retrieval": ("MSR-VTT-style retrieval (appearance + action)", "t2v_mean_recall"),
     "ssv2": ("SSv2-Template-style retrieval (action only)", "t2v_mean_recall"),
@@ -56,12 +60,21 @@ def done(path: Path) -> bool:
     return (path / "latest").is_file() or (path / "model.safetensors").is_file()
 
 
-def evaluate(ckpt: Path, out: Path, split: str, shuffle_seed: int | None, log: Path, reuse: bool) -> dict:
+def evaluate(
+    ckpt: Path,
+    out: Path,
+    split: str,
+    shuffle_seed: int | None,
+    log: Path,
+    reuse: bool,
+    task: str | None = None,
+) -> dict:
     """Metrics of one ``tempovl evaluate`` call, frames in order (`shuffle_seed` None) or shuffled with that
-    seed; reused when its metrics.json exists and `reuse`."""
+    seed, as the checkpoint's own task or (zero-shot) as `task`; reused when its metrics.json exists and `reuse`."""
     if not (reuse and (out / "metrics.json").is_file()):
         shuffle = [] if shuffle_seed is None else [f"data.shuffle_seed={shuffle_seed}", "--shuffle-frames"]
-        cli(["evaluate", str(ckpt), *shuffle, "--split", split, "--out", str(out)], log)
+        as_task = ["--task", task] if task else []
+        cli(["evaluate", str(ckpt), *shuffle, *as_task, "--split", split, "--out", str(out)], log)
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
 
 
@@ -143,6 +156,10 @@ def main() -> int:
                     ],
                     log,
                 )  # fmt: skip
+            for column, (zs_task, _) in ZERO_SHOT.items():
+                runs = {sp: evaluate(pre, out / f"zeroshot-{zs_task}-{tag}-{sp}", sp, None, log, True, zs_task)
+                        for sp in a.splits}  # fmt: skip
+                ablation.setdefault(variant, {}).setdefault(column, {})[seed] = runs
             for task in a.tasks:
                 ft = out / f"{task}-{tag}"
                 if not (a.reuse and done(ft)):
@@ -174,7 +191,7 @@ def main() -> int:
         what = f"pre-trained: {a.pretrained}" if a.pretrained else f"pre-train {a.pretrain_steps} steps"
         title = "Fine-tuning" if a.pretrained else "Table 4 ablation"
         lines += [f"## {title} ({what}, fine-tune {a.finetune_steps} steps; mean ± std over seeds)", ""]
-        head = ["variant"]
+        head = ["variant", *ZERO_SHOT]
         for task in a.tasks:
             head += (
                 ["MC-QA acc"]
@@ -184,6 +201,11 @@ def main() -> int:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for variant, per_task in ablation.items():
             cells = [variant]
+            for column, (_, key) in ZERO_SHOT.items():
+                per_seed = [
+                    statistics.mean(float(m[key]) for m in run.values()) for run in per_task[column].values()
+                ]
+                cells.append(mean_std(per_seed))
             for task in a.tasks:
                 keys = (
                     ["accuracy"] if task == "mcqa" else ["t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_mean_recall"]
