@@ -35,7 +35,8 @@ import yaml
 from tempovl.config import from_dict, load_config, to_dict
 from tempovl.engine.checkpoint import CONFIG_FILE, MODEL_FILE, atomic_dir, save_weights
 from tempovl.errors import InputError
-from tempovl.models.hitea import BERT_NAMES, Hitea, HiteaConfig, bert_key_to_ours
+from tempovl.models.hitea import Hitea, HiteaConfig
+from tempovl.models.text import BERT_NAMES, bert_key_to_ours
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ from torch import nn
 
 from tempovl.errors import ConfigError
 from tempovl.layers import TextEmbedding, TransformerBlock
+from tempovl.models.text import beam_search, bert_key_to_ours, lm_cross_entropy, load_bert_state, split_prefix
+from tempovl.objectives.masked import mask_tokens
 from tempovl.objectives.temporal import MTREHead, cme_loss, cme_select
 from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
 from tempovl.objectives.vtm import sample_hard_negatives, vtm_loss
@@ -378,12 +380,13 @@ class Hitea(nn.Module):
 
     def _mlm(self, v_long, text_ids, text_mask) -> torch.Tensor:
         c = self.cfg
-        masked, labels = mask_tokens(
-            text_ids, text_mask, c.mask_id, c.vocab_size, (c.pad_id, c.cls_id, c.sep_id), c.mlm_prob
-        )
+        special = torch.tensor([c.pad_id, c.cls_id, c.sep_id], device=text_ids.device)
+        candidates = text_mask.bool() & ~torch.isin(text_ids, special)
+        masked, labels = mask_tokens(text_ids, candidates, c.mask_id, (0, c.vocab_size), c.mlm_prob)
         _, text_out = self.fuse(v_long, self.encode_text(masked, text_mask), text_mask)
-        logits = self.mlm_head(text_out, self.text_encoder.embeddings.word.weight)  # (B, L, V)
-        return lm_cross_entropy(logits, labels)
+        chosen = labels != -100  # the vocabulary projection only where there is a target (about 15 %)
+        logits = self.mlm_head(text_out[chosen], self.text_encoder.embeddings.word.weight)  # (N, V)
+        return lm_cross_entropy(logits, labels[chosen])
 
     def _prefixlm(self, v_long, text_ids, text_mask) -> torch.Tensor:
         prefix, prefix_mask, target, target_mask = split_prefix(
@@ -468,187 +471,3 @@ class Hitea(nn.Module):
                             )
                         loaded[name] = value
         self.load_state_dict(loaded, strict=False)
-
-
-BERT_NAMES = {  # Hugging Face BERT layer / embedding names -> ours (TransformerBlock, TextEmbedding)
-    "attention.self.query": "attn.q",
-    "attention.self.key": "attn.k",
-    "attention.self.value": "attn.v",
-    "attention.output.dense": "attn.proj",
-    "attention.output.LayerNorm": "norm1",
-    "crossattention.self.query": "cross_attn.q",
-    "crossattention.self.key": "cross_attn.k",
-    "crossattention.self.value": "cross_attn.v",
-    "crossattention.output.dense": "cross_attn.proj",
-    "crossattention.output.LayerNorm": "norm_cross",
-    "intermediate.dense": "mlp.fc1",
-    "output.dense": "mlp.fc2",
-    "output.LayerNorm": "norm2",
-    "word_embeddings": "word",
-    "position_embeddings": "position",
-    "token_type_embeddings": "token_type",
-    "LayerNorm": "norm",
-}
-
-
-def bert_key_to_ours(key: str) -> str:
-    """``attention.self.query.weight`` -> ``attn.q.weight`` (a key inside one BERT layer or embeddings)."""
-    module, _, leaf = key.rpartition(".")
-    return f"{BERT_NAMES.get(module, module)}.{leaf}"
-
-
-def mask_tokens(
-    ids: torch.Tensor,
-    mask: torch.Tensor,
-    mask_id: int,
-    vocab_size: int,
-    special_ids: tuple[int, ...],
-    prob: float = 0.15,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking: `prob` of the maskable tokens (valid, not special) are targets; of those 80 % become
-    [MASK], 10 % a random token, 10 % stay. Every row with a maskable token gets at least one target.
-    Returns (masked ids (B, L), labels (B, L) with -100 where there is nothing to predict)."""
-    maskable = mask.bool().clone()
-    for s in special_ids:
-        maskable &= ids != s
-    score = torch.rand(ids.shape, device=ids.device).masked_fill(~maskable, 2.0)
-    chosen = (score < prob) & maskable
-    first = score.argmin(dim=1)  # the row's lowest-scoring maskable token
-    force = maskable.any(dim=1) & ~chosen.any(dim=1)
-    chosen[force, first[force]] = True
-    labels = ids.masked_fill(~chosen, -100)
-    roll = torch.rand(ids.shape, device=ids.device)
-    masked = ids.masked_fill(chosen & (roll < 0.8), mask_id)
-    swap = chosen & (roll >= 0.8) & (roll < 0.9)
-    return torch.where(swap, torch.randint_like(ids, vocab_size), masked), labels
-
-
-def split_prefix(
-    ids: torch.Tensor, mask: torch.Tensor, pad_id: int, cls_id: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PrefixLM split at a random length per caption: [CLS] w_1..w_{p-1} | w_p .. [SEP].
-
-    Returns (prefix (B, Lp), prefix_mask, target (B, Lt) = [CLS] w_p .. [SEP], target_mask); p is drawn
-    uniformly from [1, n-2] for a caption of n valid tokens (at least one word is left to predict).
-    """
-    mask = mask.bool()
-    lengths = mask.sum(dim=1).tolist()
-    cuts = [int(torch.randint(1, max(1, n - 2) + 1, ()).item()) for n in lengths]
-    prefixes = [ids[i, :p] for i, p in enumerate(cuts)]
-    targets = [
-        torch.cat([ids.new_tensor([cls_id]), ids[i, p:n]]) for i, (p, n) in enumerate(zip(cuts, lengths))
-    ]
-    prefix, prefix_mask = _pad(prefixes, pad_id)
-    target, target_mask = _pad(targets, pad_id)
-    return prefix, prefix_mask, target, target_mask
-
-
-def _pad(rows: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    n = max(len(r) for r in rows)
-    out = rows[0].new_full((len(rows), n), pad_id)
-    valid = torch.zeros(len(rows), n, dtype=torch.bool, device=out.device)
-    for i, r in enumerate(rows):
-        out[i, : len(r)], valid[i, : len(r)] = r, True
-    return out, valid
-
-
-def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean token cross-entropy over labels != -100; logits (B, L, V), labels (B, L)."""
-    if not (labels != -100).any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
-    )
-
-
-def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """State dict of a local Hugging Face BERT directory (or weights file), without the ``bert.`` prefix."""
-    p = Path(path)
-    files = [p] if p.is_file() else [p / "model.safetensors", p / "pytorch_model.bin"]
-    found = next((f for f in files if f.is_file()), None)
-    if found is None:
-        raise ConfigError(f"model.text_init: no model.safetensors or pytorch_model.bin in {path}")
-    if found.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(found))
-    else:
-        state = torch.load(found, map_location="cpu", weights_only=True)
-    out = {}
-    for k, v in state.items():
-        k = k[len("bert.") :] if k.startswith("bert.") else k
-        if k.startswith(("embeddings.", "encoder.layer.")) and not k.endswith("position_ids"):
-            out[k] = v
-    if "embeddings.word_embeddings.weight" not in out:
-        raise ConfigError(
-            f"model.text_init: {found} is not a BERT checkpoint (no embeddings.word_embeddings)"
-        )
-    return out
-
-
-@torch.no_grad()
-def beam_search(
-    model: Hitea,
-    enc: torch.Tensor,
-    enc_mask: torch.Tensor,
-    prompt: list[int],
-    max_len: int,
-    min_len: int,
-    num_beams: int,
-    length_penalty: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Beam search over ``model.decoder`` (greedy when num_beams == 1); see :meth:`Hitea.generate`.
-
-    Sequences start with [CLS] + prompt and end at [SEP]; a hypothesis's score is its summed
-    log-probability divided by (generated length) ** length_penalty.
-    """
-    c, nb, b = model.cfg, num_beams, enc.shape[0]
-    device = enc.device
-    seqs = torch.tensor([c.cls_id, *prompt], device=device).repeat(b * nb, 1)  # (B*nb, 1+P)
-    enc, enc_mask = enc.repeat_interleave(nb, 0), enc_mask.repeat_interleave(nb, 0)  # (B*nb, S, D)
-    scores = torch.full((b, nb), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # the first expansion comes from one beam only
-    scores = scores.view(-1)
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
-    for step in range(max_len):
-        logits = model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1].float()
-        logp = F.log_softmax(logits, dim=-1)  # (B*nb, V)
-        logp[:, [c.pad_id, c.cls_id]] = float("-inf")
-        if step < min_len:
-            logp[:, c.sep_id] = float("-inf")
-        vocab = logp.shape[-1]
-        top_s, top_i = (scores[:, None] + logp).view(b, nb * vocab).topk(2 * nb, dim=1)
-        new_rows, new_tokens, new_scores = [], [], []
-        for i in range(b):
-            kept = 0
-            for s, idx in zip(top_s[i].tolist(), top_i[i].tolist()):
-                beam, tok = divmod(idx, vocab)
-                if s == float("-inf") or kept == nb:
-                    continue
-                if tok == c.sep_id:
-                    if len(finished[i]) < nb:
-                        finished[i].append(
-                            (s / (step + 1) ** length_penalty, seqs[i * nb + beam, 1:].tolist())
-                        )
-                    continue
-                new_rows.append(i * nb + beam), new_tokens.append(tok), new_scores.append(s)
-                kept += 1
-            for _ in range(nb - kept):  # dead beams keep the shape
-                new_rows.append(i * nb), new_tokens.append(c.pad_id), new_scores.append(float("-inf"))
-        rows = torch.tensor(new_rows, device=device)
-        seqs = torch.cat([seqs[rows], torch.tensor(new_tokens, device=device)[:, None]], dim=1)
-        scores = torch.tensor(new_scores, device=device)
-        if all(len(f) >= nb for f in finished):
-            break
-    alive = scores.view(b, nb)
-    for i in range(b):
-        if not finished[i]:
-            for j in range(nb):
-                s = float(alive[i, j])
-                if s > float("-inf"):
-                    finished[i].append((s / max_len**length_penalty, seqs[i * nb + j, 1:].tolist()))
-    best = [max(f, key=lambda h: h[0]) for f in finished]
-    out, out_mask = _pad(
-        [torch.tensor(t or [c.pad_id], dtype=torch.long, device=device) for _, t in best], c.pad_id
-    )
-    return out, torch.tensor([s for s, _ in best], device=device)

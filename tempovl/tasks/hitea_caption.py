@@ -23,9 +23,9 @@ from tempovl.data.annotations import read_caption_pairs, read_msrvtt
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_jsonl
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
-from tempovl.models.hitea import lm_cross_entropy
+from tempovl.models.text import lm_cross_entropy, pad_ids
 from tempovl.registry import register_task
-from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files, pad_ids
+from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
 
 
 @dataclass

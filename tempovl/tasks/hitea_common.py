@@ -197,17 +197,6 @@ def augment(video: torch.Tensor, crop_scale: Sequence[float], flip_prob: float) 
     return video.contiguous()
 
 
-def pad_ids(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-id lists -> (ids (N, L) right-padded with `pad_id`, mask (N, L) bool)."""
-    longest = max(len(r) for r in rows)
-    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), longest, dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-        mask[i, : len(r)] = True
-    return ids, mask
-
-
 def checked_tokenizer(data_cfg: DownstreamDataConfig, model_cfg):
     """The data's tokenizer, checked against the model's special-token ids and sizes."""
     from tempovl.data.tokenizer import load_tokenizer

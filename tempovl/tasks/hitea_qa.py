@@ -27,9 +27,9 @@ from torch.utils.data import Dataset
 from tempovl.data.annotations import read_tvqa
 from tempovl.errors import ConfigError, InputError
 from tempovl.metrics.qa import exact_match_accuracy, qa_accuracy
-from tempovl.models.hitea import lm_cross_entropy
+from tempovl.models.text import lm_cross_entropy, pad_ids
 from tempovl.registry import register_task
-from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files, pad_ids
+from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
 
 
 @dataclass

@@ -8,7 +8,7 @@ import torch
 from tempovl.convert.hitea_modelscope import convert, map_release_keys
 from tempovl.engine.checkpoint import load_weights
 from tempovl.errors import InputError
-from tempovl.models.hitea import BERT_NAMES
+from tempovl.models.text import BERT_NAMES
 
 pytest.importorskip("tempovl.models.mvit")
 OURS_TO_BERT = {v: k for k, v in BERT_NAMES.items()}

@@ -5,7 +5,9 @@ import torch
 from torch import nn
 
 from tempovl.errors import ConfigError
-from tempovl.models.hitea import LOSSES, Hitea, HiteaConfig, mask_tokens, split_prefix
+from tempovl.models.hitea import LOSSES, Hitea, HiteaConfig
+from tempovl.models.text import split_prefix
+from tempovl.objectives.masked import mask_tokens
 
 CLS, SEP, MASK = 1, 2, 3
 
@@ -131,7 +133,8 @@ def test_mask_tokens_and_prefix_split():
     torch.manual_seed(0)
     ids = torch.tensor([[CLS, 10, 11, 12, SEP, 0], [CLS, 20, SEP, 0, 0, 0]])
     mask = ids != 0
-    masked, labels = mask_tokens(ids, mask, MASK, 100, (0, CLS, SEP), prob=0.15)
+    candidates = mask & (ids != CLS) & (ids != SEP)
+    masked, labels = mask_tokens(ids, candidates, MASK, (0, 100), prob=0.15)
     assert (labels != -100).sum(1).min() >= 1  # every row gets a target
     assert ((labels == -100) | (labels == ids)).all() and (labels[~mask] == -100).all()
     assert (labels[:, 0] == -100).all() and (masked[labels == -100] == ids[labels == -100]).all()

@@ -114,3 +114,13 @@ def test_fom_loss_hand_computed():
     targets = torch.tensor([[-1, 2, 0]])
     expected = (-math.log(5 / 8) + math.log(4)) / 2
     assert FOMLoss()(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_mask_tokens_gives_every_row_a_target():
+    """Rows (the last dimension) are examples: each with a candidate gets a target, even at prob 0."""
+    ids = torch.arange(12).view(3, 4)
+    cand = torch.tensor([[False, True, True, False], [False] * 4, [True, False, False, False]])
+    _, labels = mask_tokens(ids, cand, 99, (50, 60), prob=0.0)
+    assert (labels != -100).sum(1).tolist() == [1, 0, 1]
+    assert labels[2].tolist() == [8, -100, -100, -100]
+    assert labels[0, 1] != -100 or labels[0, 2] != -100

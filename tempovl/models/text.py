@@ -1,0 +1,174 @@
+"""Text-side utilities of the HiTeA model and its tasks: loading a local Hugging Face BERT into our
+blocks (``BERT_NAMES``), the PrefixLM split, language-model cross-entropy and beam search over a decoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tempovl.errors import ConfigError
+
+BERT_NAMES = {  # Hugging Face BERT layer / embedding names -> ours (TransformerBlock, TextEmbedding)
+    "attention.self.query": "attn.q",
+    "attention.self.key": "attn.k",
+    "attention.self.value": "attn.v",
+    "attention.output.dense": "attn.proj",
+    "attention.output.LayerNorm": "norm1",
+    "crossattention.self.query": "cross_attn.q",
+    "crossattention.self.key": "cross_attn.k",
+    "crossattention.self.value": "cross_attn.v",
+    "crossattention.output.dense": "cross_attn.proj",
+    "crossattention.output.LayerNorm": "norm_cross",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+    "output.LayerNorm": "norm2",
+    "word_embeddings": "word",
+    "position_embeddings": "position",
+    "token_type_embeddings": "token_type",
+    "LayerNorm": "norm",
+}
+
+
+def bert_key_to_ours(key: str) -> str:
+    """``attention.self.query.weight`` -> ``attn.q.weight`` (a key inside one BERT layer or embeddings)."""
+    module, _, leaf = key.rpartition(".")
+    return f"{BERT_NAMES.get(module, module)}.{leaf}"
+
+
+def split_prefix(
+    ids: torch.Tensor, mask: torch.Tensor, pad_id: int, cls_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PrefixLM split at a random length per caption: [CLS] w_1..w_{p-1} | w_p .. [SEP].
+
+    Returns (prefix (B, Lp), prefix_mask, target (B, Lt) = [CLS] w_p .. [SEP], target_mask); p is drawn
+    uniformly from [1, n-2] for a caption of n valid tokens (at least one word is left to predict).
+    """
+    mask = mask.bool()
+    lengths = mask.sum(dim=1).tolist()
+    cuts = [int(torch.randint(1, max(1, n - 2) + 1, ()).item()) for n in lengths]
+    prefixes = [ids[i, :p] for i, p in enumerate(cuts)]
+    targets = [
+        torch.cat([ids.new_tensor([cls_id]), ids[i, p:n]]) for i, (p, n) in enumerate(zip(cuts, lengths))
+    ]
+    prefix, prefix_mask = pad_ids(prefixes, pad_id)
+    target, target_mask = pad_ids(targets, pad_id)
+    return prefix, prefix_mask, target, target_mask
+
+
+def pad_ids(rows: Sequence[Sequence[int] | torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows (lists or 1-D tensors) -> (ids (N, L) right-padded with `pad_id`, mask (N, L) bool), on
+    the device of the first row when it is a tensor."""
+    device = rows[0].device if isinstance(rows[0], torch.Tensor) else None
+    longest = max(len(r) for r in rows)
+    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=device)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long, device=device)
+        mask[i, : len(r)] = True
+    return ids, mask
+
+
+def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean token cross-entropy over labels != -100; logits (..., V), labels (...)."""
+    if not (labels != -100).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100
+    )
+
+
+def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """State dict of a local Hugging Face BERT directory (or weights file), without the ``bert.`` prefix."""
+    p = Path(path)
+    files = [p] if p.is_file() else [p / "model.safetensors", p / "pytorch_model.bin"]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise ConfigError(f"model.text_init: no model.safetensors or pytorch_model.bin in {path}")
+    if found.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(found))
+    else:
+        state = torch.load(found, map_location="cpu", weights_only=True)
+    out = {}
+    for k, v in state.items():
+        k = k[len("bert.") :] if k.startswith("bert.") else k
+        if k.startswith(("embeddings.", "encoder.layer.")) and not k.endswith("position_ids"):
+            out[k] = v
+    if "embeddings.word_embeddings.weight" not in out:
+        raise ConfigError(
+            f"model.text_init: {found} is not a BERT checkpoint (no embeddings.word_embeddings)"
+        )
+    return out
+
+
+@torch.no_grad()
+def beam_search(
+    model: nn.Module,
+    enc: torch.Tensor,
+    enc_mask: torch.Tensor,
+    prompt: list[int],
+    max_len: int,
+    min_len: int,
+    num_beams: int,
+    length_penalty: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Beam search over ``model.decoder`` (greedy when num_beams == 1); see :meth:`tempovl.models.hitea.Hitea.generate`.
+
+    Sequences start with [CLS] + prompt and end at [SEP]; a hypothesis's score is its summed
+    log-probability divided by (generated length) ** length_penalty.
+    """
+    c, nb, b = model.cfg, num_beams, enc.shape[0]
+    device = enc.device
+    seqs = torch.tensor([c.cls_id, *prompt], device=device).repeat(b * nb, 1)  # (B*nb, 1+P)
+    enc, enc_mask = enc.repeat_interleave(nb, 0), enc_mask.repeat_interleave(nb, 0)  # (B*nb, S, D)
+    scores = torch.full((b, nb), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # the first expansion comes from one beam only
+    scores = scores.view(-1)
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
+    for step in range(max_len):
+        logits = model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1].float()
+        logp = F.log_softmax(logits, dim=-1)  # (B*nb, V)
+        logp[:, [c.pad_id, c.cls_id]] = float("-inf")
+        if step < min_len:
+            logp[:, c.sep_id] = float("-inf")
+        vocab = logp.shape[-1]
+        top_s, top_i = (scores[:, None] + logp).view(b, nb * vocab).topk(2 * nb, dim=1)
+        new_rows, new_tokens, new_scores = [], [], []
+        for i in range(b):
+            kept = 0
+            for s, idx in zip(top_s[i].tolist(), top_i[i].tolist()):
+                beam, tok = divmod(idx, vocab)
+                if s == float("-inf") or kept == nb:
+                    continue
+                if tok == c.sep_id:
+                    if len(finished[i]) < nb:
+                        finished[i].append(
+                            (s / (step + 1) ** length_penalty, seqs[i * nb + beam, 1:].tolist())
+                        )
+                    continue
+                new_rows.append(i * nb + beam), new_tokens.append(tok), new_scores.append(s)
+                kept += 1
+            for _ in range(nb - kept):  # dead beams keep the shape
+                new_rows.append(i * nb), new_tokens.append(c.pad_id), new_scores.append(float("-inf"))
+        rows = torch.tensor(new_rows, device=device)
+        seqs = torch.cat([seqs[rows], torch.tensor(new_tokens, device=device)[:, None]], dim=1)
+        scores = torch.tensor(new_scores, device=device)
+        if all(len(f) >= nb for f in finished):
+            break
+    alive = scores.view(b, nb)
+    for i in range(b):
+        if not finished[i]:
+            for j in range(nb):
+                s = float(alive[i, j])
+                if s > float("-inf"):
+                    finished[i].append((s / max_len**length_penalty, seqs[i * nb + j, 1:].tolist()))
+    best = [max(f, key=lambda h: h[0]) for f in finished]
+    out, out_mask = pad_ids(
+        [torch.tensor(t or [c.pad_id], dtype=torch.long, device=device) for _, t in best], c.pad_id
+    )
+    return out, torch.tensor([s for s, _ in best], device=device)
