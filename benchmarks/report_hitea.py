@@ -156,7 +156,9 @@ def main() -> int:
                     ],
                     log,
                 )  # fmt: skip
-            for column, (zs_task, _) in ZERO_SHOT.items():
+            for column, (zs_task, _) in (
+                {} if a.pretrained else ZERO_SHOT.items()
+            ):  # on the pre-training corpus
                 runs = {sp: evaluate(pre, out / f"zeroshot-{zs_task}-{tag}-{sp}", sp, None, log, True, zs_task)
                         for sp in a.splits}  # fmt: skip
                 ablation.setdefault(variant, {}).setdefault(column, {})[seed] = runs
@@ -191,7 +193,7 @@ def main() -> int:
         what = f"pre-trained: {a.pretrained}" if a.pretrained else f"pre-train {a.pretrain_steps} steps"
         title = "Fine-tuning" if a.pretrained else "Table 4 ablation"
         lines += [f"## {title} ({what}, fine-tune {a.finetune_steps} steps; mean ± std over seeds)", ""]
-        head = ["variant", *ZERO_SHOT]
+        head = ["variant", *([] if a.pretrained else ZERO_SHOT)]
         for task in a.tasks:
             head += (
                 ["MC-QA acc"]
@@ -201,7 +203,7 @@ def main() -> int:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for variant, per_task in ablation.items():
             cells = [variant]
-            for column, (_, key) in ZERO_SHOT.items():
+            for column, (_, key) in {} if a.pretrained else ZERO_SHOT.items():
                 per_seed = [
                     statistics.mean(float(m[key]) for m in run.values()) for run in per_task[column].values()
                 ]
