@@ -78,6 +78,11 @@ def evaluate(
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["metrics"]
 
 
+def chance_key(key: str) -> str:
+    """Where an evaluation records what chance scores on `key`: t2v_R@1 -> t2v_chance_R@1, accuracy -> chance_accuracy."""
+    return f"{key[:4]}chance_{key[4:]}" if key.startswith(("t2v_", "v2t_")) else f"chance_{key}"
+
+
 def headline(metrics: dict) -> str:
     """The metric a shuffling row reports: mean recall for retrieval, accuracy for QA, else the first number."""
     for key in ("t2v_mean_recall", "accuracy", "SVMR_0.5-r10"):
@@ -98,10 +103,12 @@ def shuffle_test(
         for split in splits
         for seed in shuffle_seeds
     ]
+    chances = [orig[split].get(chance_key(key)) for split in splits]
+    chance = statistics.mean(chances) if None not in chances else None  # a random ranking / answer
     o = statistics.mean(float(orig[split][key]) for split in splits)
     s = statistics.mean(float(v) for v in shuf)
     task = json.loads((out / f"eval-{splits[0]}" / "metrics.json").read_text(encoding="utf-8"))["task"]
-    return {"checkpoint": str(ckpt), "task": task, "metric": key, "original": o, "shuffled": s, "gap": o - s,
+    return {"checkpoint": str(ckpt), "task": task, "metric": key, "original": o, "shuffled": s, "gap": o - s, "chance": chance,
             "metrics": orig}  # fmt: skip
 
 
@@ -193,32 +200,36 @@ def main() -> int:
         what = f"pre-trained: {a.pretrained}" if a.pretrained else f"pre-train {a.pretrain_steps} steps"
         title = "Fine-tuning" if a.pretrained else "Table 4 ablation"
         lines += [f"## {title} ({what}, fine-tune {a.finetune_steps} steps; mean ± std over seeds)", ""]
-        head = ["variant", *([] if a.pretrained else ZERO_SHOT)]
-        for task in a.tasks:
-            head += (
+        columns = [] if a.pretrained else [(name, name, key) for name, (_, key) in ZERO_SHOT.items()]
+        for task in a.tasks:  # (header, where in `ablation`, metric)
+            keys = ["accuracy"] if task == "mcqa" else ["t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_mean_recall"]
+            names = (
                 ["MC-QA acc"]
                 if task == "mcqa"
                 else [f"{task} R@1", f"{task} R@5", f"{task} R@10", f"{task} AveR"]
             )
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            columns += [(name, task, key) for name, key in zip(names, keys)]
+        lines += [
+            "| variant | " + " | ".join(c[0] for c in columns) + " |",
+            "|" + "---|" * (len(columns) + 1),
+        ]
         for variant, per_task in ablation.items():
             cells = [variant]
-            for column, (_, key) in {} if a.pretrained else ZERO_SHOT.items():
-                per_seed = [
-                    statistics.mean(float(m[key]) for m in run.values()) for run in per_task[column].values()
-                ]
-                cells.append(mean_std(per_seed))
-            for task in a.tasks:
-                keys = (
-                    ["accuracy"] if task == "mcqa" else ["t2v_R@1", "t2v_R@5", "t2v_R@10", "t2v_mean_recall"]
-                )
-                for k in keys:  # per seed: the mean over splits; then mean ± std over seeds
-                    per_seed = [
-                        statistics.mean(float(m[k]) for m in run.values()) for run in per_task[task].values()
-                    ]
-                    cells.append(mean_std(per_seed))
+            for _, where, key in columns:  # per seed: the mean over splits; then mean ± std over seeds
+                runs = per_task[where].values()
+                cells.append(mean_std([statistics.mean(float(m[key]) for m in run.values()) for run in runs]))
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        first = next(iter(ablation.values()))
+        cells = ["chance"]
+        for _, where, key in columns:  # what a random ranking / answer scores on the same galleries
+            chance = chance_key(key)
+            run = next(iter(first[where].values()))
+            cells.append(
+                f"{statistics.mean(float(m[chance]) for m in run.values()):.1f}"
+                if chance in run[a.splits[0]]
+                else "–"
+            )
+        lines += ["| " + " | ".join(cells) + " |", ""]
     if shuffles:
         shuffled = f"mean over frame permutations {a.shuffle_seeds}"
         groups: dict[tuple, list[dict]] = {}
@@ -227,11 +238,13 @@ def main() -> int:
         lines += [
             f"## Temporal shuffling test (Original / Shuffled / Gap; Shuffled is the {shuffled}; mean ± std over seeds)",
             "",
-            "| family | variant | task | metric | runs | Original | Shuffled | Gap |",
-            "|---|---|---|---|---|---|---|---|",
+            "| family | variant | task | metric | runs | chance | Original | Shuffled | Gap |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for (family, variant, preset, metric), rows in groups.items():
-            cells = [mean_std([r[k] for r in rows]) for k in ("original", "shuffled", "gap")]
+            chance = [r["chance"] for r in rows if r.get("chance") is not None]
+            cells = [f"{statistics.mean(chance):.1f}" if chance else "–"]
+            cells += [mean_std([r[k] for r in rows]) for k in ("original", "shuffled", "gap")]
             lines.append(
                 f"| {family} | {variant} | {preset} | {metric} | {len(rows)} | " + " | ".join(cells) + " |"
             )

@@ -5,7 +5,7 @@ from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
 from tempovl.metrics.didemo import DIDEMO_MOMENTS, didemo_eval, didemo_iou, rank_didemo_moments
 from tempovl.metrics.moment import eval_tvr, nms_moments, temporal_iou, temporal_nms, tvr_table
 from tempovl.metrics.qa import exact_match_accuracy, normalize_answer, qa_accuracy
-from tempovl.metrics.retrieval import ranks_from_scores, recall_metrics, retrieval_metrics
+from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics, retrieval_metrics
 
 __all__ = [
     "CAPTION_METRICS",
@@ -19,6 +19,7 @@ __all__ = [
     "normalize_answer",
     "qa_accuracy",
     "rank_didemo_moments",
+    "chance_recall",
     "ranks_from_scores",
     "recall_metrics",
     "retrieval_metrics",

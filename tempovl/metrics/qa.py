@@ -28,7 +28,8 @@ def qa_accuracy(
     question_types: Sequence[str] | None = None,
     ids: Sequence | None = None,
 ) -> dict:
-    """Multiple-choice accuracy: {"accuracy", "n", "per_type": {type: {"accuracy", "n"}}}.
+    """Multiple-choice accuracy: {"accuracy", "n", "per_type": {type: {"accuracy", "n"}}}, and
+    "chance_accuracy" (the mean of 1 / num_choices) when num_choices is given.
 
     num_choices: the number of candidates (one for all, or one per question); when given, every
     predicted and true index is checked to lie in [0, num_choices). ids name the questions in errors.
@@ -53,6 +54,8 @@ def qa_accuracy(
         pred = _check_index(predictions[i], per_q_choices[i], f"question {names[i]!r} (prediction)")
         correct[i] = pred == truth
     out: dict = {"accuracy": float(100.0 * correct.mean()), "n": n}
+    if all(c is not None for c in per_q_choices):
+        out["chance_accuracy"] = float(100.0 * np.mean([1.0 / c for c in per_q_choices]))
     if question_types is not None:
         types = np.asarray([str(t) for t in question_types])
         out["per_type"] = {

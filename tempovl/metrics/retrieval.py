@@ -15,6 +15,7 @@ CLIP4Clip's gives when the relevant item happens to sort first. Without ties bot
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,6 +83,24 @@ def recall_metrics(ranks: Sequence[int] | np.ndarray, ks: Sequence[int] = (1, 5,
     out["median_rank"] = float(np.median(ranks))
     out["mean_rank"] = float(np.mean(ranks))
     out["n"] = len(ranks)
+    return out
+
+
+def chance_recall(positives: Sequence, n_items: int, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Expected R@K (percent) and mean recall of a uniformly random ranking, for the same ground truth.
+
+    A query with P relevant items among N is within the top K unless its first K items are all
+    non-relevant, so P(rank <= K) = 1 - C(N - P, K) / C(N, K). On a small gallery (or with many
+    positives per query, as in SSv2-Template) chance is far from zero; report it beside the numbers."""
+    mask = _positive_mask(positives, len(positives), n_items, "positives")
+    counts = mask.sum(axis=1)
+    out = {
+        f"R@{k}": float(
+            100.0 * np.mean([1.0 - math.comb(n_items - p, k) / math.comb(n_items, k) for p in counts])
+        )
+        for k in ks
+    }
+    out["mean_recall"] = float(np.mean([out[f"R@{k}"] for k in ks]))
     return out
 
 

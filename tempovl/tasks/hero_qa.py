@@ -51,6 +51,15 @@ MASK_VALUE = -1e4  # logit at padded frames (the official mask_logits uses a lar
 # ------------------------------------------------------------------------------------ shared base
 
 
+def flat_accuracy(res: dict) -> dict[str, float]:
+    """``qa_accuracy``'s result as the flat metrics a task returns: accuracy, chance, n, per order type."""
+    out = {"accuracy": res["accuracy"], "chance_accuracy": res["chance_accuracy"], "n": float(res["n"])}
+    for kind, r in res.get("per_type", {}).items():
+        out[f"accuracy_{kind}"] = r["accuracy"]
+        out[f"n_{kind}"] = float(r["n"])
+    return out
+
+
 class HeroDownstreamTask(Task):
     """Shared set-up of the HERO downstream tasks: data config, features, tokenizer, the model, clips.
 
@@ -402,11 +411,7 @@ class HeroQATask(AppendedTextTask):
             question_types=types,
             ids=scored_ids,
         )
-        out = {"accuracy": res["accuracy"], "n": float(res["n"])}
-        for kind, r in res.get("per_type", {}).items():
-            out[f"accuracy_{kind}"] = r["accuracy"]
-            out[f"n_{kind}"] = float(r["n"])
-        return out
+        return flat_accuracy(res)
 
     @torch.no_grad()
     def predict_video(
@@ -520,11 +525,7 @@ class HeroViolinTask(AppendedTextTask):
         pair_ids = [it[1] for it in data.items]
         types = order_types(pair_ids, read_meta(self.data_cfg.corpus, self.annotation_path(split).name))
         res = qa_accuracy([int(p > 0.5) for p in probs], truth, num_choices=2, question_types=types, ids=ids)
-        out = {"accuracy": res["accuracy"], "n": float(res["n"])}
-        for kind, r in res.get("per_type", {}).items():
-            out[f"accuracy_{kind}"] = r["accuracy"]
-            out[f"n_{kind}"] = float(r["n"])
-        return out
+        return flat_accuracy(res)
 
     @torch.no_grad()
     def predict_video(

@@ -180,7 +180,11 @@ class HiteaMCQATask(_QATask):
         finally:
             self.train(was_training)
         result = qa_accuracy(preds, labels, num_choices=self.data_cfg.num_answers)
-        return {"accuracy": float(result["accuracy"]), "num_questions": float(result["n"])}
+        return {
+            "accuracy": float(result["accuracy"]),
+            "chance_accuracy": result["chance_accuracy"],
+            "num_questions": float(result["n"]),
+        }
 
     @torch.no_grad()
     def predict_video(

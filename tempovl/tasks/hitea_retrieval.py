@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_caption_pairs, read_didemo, read_msrvtt, read_ssv2_template
 from tempovl.errors import ConfigError, InputError
-from tempovl.metrics.retrieval import ranks_from_scores, recall_metrics
+from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
 from tempovl.models.text import pad_ids
 from tempovl.registry import register_task
 from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
@@ -295,6 +295,9 @@ class HiteaRetrievalTask(HiteaDownstreamTask):
                 m = recall_metrics(ranks_from_scores(scores, positives), ks)
                 for key in [f"R@{k}" for k in ks] + ["mean_recall", "median_rank", "mean_rank"]:
                     out[f"{direction}_{tag}{key}"] = float(m[key])
+                if not tag:  # what a random ranking scores on this gallery
+                    for key, value in chance_recall(positives, scores.shape[1], ks).items():
+                        out[f"{direction}_chance_{key}"] = value
         out["num_texts"] = float(len(data.texts))
         out["num_videos"] = float(len(data.videos))
         return out

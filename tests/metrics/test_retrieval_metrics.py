@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tempovl.errors import InputError
-from tempovl.metrics import ranks_from_scores, recall_metrics, retrieval_metrics
+from tempovl.metrics import chance_recall, ranks_from_scores, recall_metrics, retrieval_metrics
 
 # 3 texts x 3 videos; text i belongs to video i. Text 2 scores every video the same.
 SIM = [[0.9, 0.5, 0.1], [0.8, 0.7, 0.2], [0.3, 0.3, 0.3]]
@@ -85,3 +85,17 @@ def test_bad_tie_rule_and_multi_video_text():
         ranks_from_scores(SIM, [0, 1, 2], ties="random")
     with pytest.raises(InputError, match="exactly one video"):
         retrieval_metrics(SIM, [[0, 1], 1, 2])
+
+
+def test_chance_recall_by_hand_and_by_simulation():
+    m = chance_recall([0, 3], 10, ks=(1, 5))
+    assert m["R@1"] == pytest.approx(10.0) and m["R@5"] == pytest.approx(50.0)
+    m = chance_recall([[0, 1]], 4, ks=(1, 3))  # two positives of four: 1 - C(2,1)/C(4,1); top 3 always hits
+    assert m["R@1"] == pytest.approx(50.0) and m["R@3"] == pytest.approx(100.0)
+    assert m["mean_recall"] == pytest.approx(75.0)
+    positives = [[0, 1, 2], [3], [4, 5]]
+    rng = np.random.default_rng(0)
+    sims = [
+        recall_metrics(ranks_from_scores(rng.random((3, 12)), positives), (1, 5))["R@5"] for _ in range(4000)
+    ]
+    assert np.mean(sims) == pytest.approx(chance_recall(positives, 12, (1, 5))["R@5"], abs=1.0)
