@@ -94,12 +94,12 @@ def chance_recall(positives: Sequence, n_items: int, ks: Sequence[int] = (1, 5, 
     positives per query, as in SSv2-Template) chance is far from zero; report it beside the numbers."""
     mask = _positive_mask(positives, len(positives), n_items, "positives")
     counts = mask.sum(axis=1)
-    out = {
-        f"R@{k}": float(
-            100.0 * np.mean([1.0 - math.comb(n_items - p, k) / math.comb(n_items, k) for p in counts])
-        )
-        for k in ks
-    }
+
+    def hit(p: int, k: int) -> float:
+        k = min(k, n_items)  # a K beyond the gallery always hits
+        return 1.0 - math.comb(n_items - p, k) / math.comb(n_items, k)
+
+    out = {f"R@{k}": float(100.0 * np.mean([hit(int(p), k) for p in counts])) for k in ks}
     out["mean_recall"] = float(np.mean([out[f"R@{k}"] for k in ks]))
     return out
 

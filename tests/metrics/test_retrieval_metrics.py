@@ -91,6 +91,7 @@ def test_chance_recall_by_hand_and_by_simulation():
     m = chance_recall([0, 3], 10, ks=(1, 5))
     assert m["R@1"] == pytest.approx(10.0) and m["R@5"] == pytest.approx(50.0)
     m = chance_recall([[0, 1]], 4, ks=(1, 3))  # two positives of four: 1 - C(2,1)/C(4,1); top 3 always hits
+    assert chance_recall([0], 4, ks=(10,))["R@10"] == 100.0  # K beyond the gallery
     assert m["R@1"] == pytest.approx(50.0) and m["R@3"] == pytest.approx(100.0)
     assert m["mean_recall"] == pytest.approx(75.0)
     positives = [[0, 1, 2], [3], [4, 5]]
