@@ -44,6 +44,12 @@ class HiteaRetrievalConfig:
     ks: list[int] = field(default_factory=lambda: [1, 5, 10])
 
 
+def spread(emb: torch.Tensor) -> float:
+    """Mean per-dimension standard deviation of unit-norm embeddings (N, E) across the gallery: near 0 when
+    the encoder has collapsed to one output whatever the input (then every ranking is chance)."""
+    return float(emb.float().std(dim=0).mean()) if len(emb) > 1 else 0.0
+
+
 @dataclass
 class RetrievalData:
     """Videos, texts and who matches whom. ``pairs`` are the training items (text index, video index)."""
@@ -266,6 +272,8 @@ class HiteaRetrievalTask(HiteaDownstreamTask):
 
         return {
             "sim": sim,
+            "video_spread": spread(v_emb),
+            "text_spread": spread(t_emb),
             "t2v_order": rerank_topk(sim, k, t2v),
             "v2t_order": rerank_topk(sim.t().contiguous(), k, v2t),
         }
@@ -298,6 +306,7 @@ class HiteaRetrievalTask(HiteaDownstreamTask):
                 if not tag:  # what a random ranking scores on this gallery
                     for key, value in chance_recall(positives, scores.shape[1], ks).items():
                         out[f"{direction}_chance_{key}"] = value
+        out["video_embed_spread"], out["text_embed_spread"] = r["video_spread"], r["text_spread"]
         out["num_texts"] = float(len(data.texts))
         out["num_videos"] = float(len(data.videos))
         return out

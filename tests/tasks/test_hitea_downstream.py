@@ -63,6 +63,8 @@ def test_finetune_step_and_evaluate(name, tiny_corpus, tmp_path):
     assert key in metrics and math.isfinite(metrics[key])
     if name in ("retrieval", "ssv2"):
         assert 0.0 <= metrics["t2v_mean_recall"] <= 100.0 and metrics["t2v_median_rank"] >= 1
+        assert metrics["t2v_chance_R@1"] == pytest.approx(100.0 / metrics["num_videos"], rel=0.5)
+        assert 0.0 <= metrics["video_embed_spread"] < 1.0 and 0.0 <= metrics["text_embed_spread"] < 1.0
 
 
 def test_rerank_is_a_permutation_of_the_top_k_and_k1_is_the_dot_product_order():
@@ -248,3 +250,11 @@ def test_zero_shot_evaluate_of_a_pretraining_checkpoint(tiny_corpus, tmp_path):
         ckpt, "hitea-retrieval", "val", tmp_path / "zs-sh", over, shuffle_frames=True
     )
     assert shuffled["shuffle_frames"] and "t2v_mean_recall" in shuffled["metrics"]
+
+
+def test_spread_is_zero_for_a_collapsed_encoder():
+    from tempovl.tasks.hitea_retrieval import spread
+
+    same = torch.nn.functional.normalize(torch.ones(5, 8), dim=-1)
+    assert spread(same) == 0.0
+    assert spread(torch.nn.functional.normalize(torch.randn(50, 8), dim=-1)) > 0.2
