@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -112,6 +113,27 @@ def shuffle_test(
             "metrics": orig}  # fmt: skip
 
 
+def run_seeds_in_parallel(jobs: int, seeds: list[int], out: Path) -> None:
+    """Run this script once per seed (``--seeds S --reuse``), `jobs` at a time with OMP_NUM_THREADS=1."""
+    argv = sys.argv[1:]
+    i = argv.index("--seeds")
+    rest = argv[:i] + [x for x in argv[i + 1 + len(seeds) :]]
+    todo = list(seeds)
+    running: list[subprocess.Popen] = []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    while todo or running:
+        while todo and len(running) < jobs:
+            seed = todo.pop(0)
+            with (out / f"driver-s{seed}.log").open("w") as f:
+                cmd = [sys.executable, __file__, *rest, "--seeds", str(seed), "--reuse", "--jobs", "1"]
+                running.append(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env))
+        time.sleep(2)
+        for proc in [r for r in running if r.poll() is not None]:
+            running.remove(proc)
+            if proc.returncode != 0:
+                raise SystemExit(f"a seed's run failed (exit {proc.returncode}); see {out}/driver-s*.log")
+
+
 def mean_std(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.1f}"
@@ -139,6 +161,9 @@ def main() -> int:
         metavar="CKPT",
         help="skip pre-training: fine-tune every task from this checkpoint (variant 'given')",
     )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="seeds run side by side, one thread each (2 on 2 cores)"
+    )
     p.add_argument("--reuse", action="store_true", help="keep finished runs and evaluations in OUT")
     a = p.parse_args()
 
@@ -147,6 +172,9 @@ def main() -> int:
     log = out / "commands.log"
     corpus = f"data.corpus={a.corpus}"
     t0 = time.time()
+    if a.jobs > 1 and len(a.seeds) > 1 and not a.skip_ablation:
+        run_seeds_in_parallel(a.jobs, a.seeds, out)
+        a.reuse = True  # what the children finished is read back below
     ablation: dict[str, dict[str, dict[int, dict]]] = {}
     shuffles: list[dict] = []
     variants = [] if a.skip_ablation else ["given"] if a.pretrained else a.variants
