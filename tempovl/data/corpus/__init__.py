@@ -47,6 +47,8 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(64, 3.0, (4, 2, 2), 4, (4, 1, 1), (20.0, 30.0), (10.0, 15.0)),
     "demo": Preset(128, 4.0, (60, 15, 15), 40, (40, 10, 10), (30.0, 90.0), (10.0, 30.0)),
     "large": Preset(128, 4.0, (400, 80, 80), 300, (300, 60, 60), (30.0, 90.0), (10.0, 30.0)),
+    # single-channel clips only, 6-10 s, one or two actions each: SSv2-Template-style action retrieval
+    "actions": Preset(128, 4.0, (0, 0, 0), 0, (400, 60, 60), (30.0, 90.0), (6.0, 10.0)),
 }
 
 
