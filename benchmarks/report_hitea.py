@@ -223,7 +223,10 @@ def main() -> int:
             shuffles.append(row)
 
     splits = " + ".join(a.splits)
-    lines = [f"# HiTeA / HERO report ({a.corpus}; metrics are the mean over splits {splits}; seeds {a.seeds})", ""]
+    lines = [
+        f"# HiTeA / HERO report ({a.corpus}; metrics are the mean over splits {splits}; seeds {a.seeds})",
+        "",
+    ]
     if ablation:
         what = f"pre-trained: {a.pretrained}" if a.pretrained else f"pre-train {a.pretrain_steps} steps"
         title = "Fine-tuning" if a.pretrained else "Table 4 ablation"

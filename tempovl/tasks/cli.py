@@ -1,7 +1,8 @@
 """`tempovl evaluate CKPT [--task NAME] [--split val|test] [--out DIR] [--shuffle-frames] [key=value ...]`.
 
 Builds the task named in the checkpoint's ``config.yaml`` (or ``--task NAME``), loads the weights, runs
-``task.evaluate(split)`` and writes what it returns to ``DIR/metrics.json`` and ``DIR/metrics.md``.
+``task.evaluate(split)`` and writes what it returns to ``DIR/metrics.json`` and ``DIR/metrics.md`` (DIR
+defaults to ``CKPT/eval-SPLIT``; CKPT may be a run directory, which evaluates its ``latest``).
 Any task works: the command only calls ``evaluate``. A task whose ``evaluate`` takes an ``out_dir``
 argument also gets the output directory, for prediction files and plots (HERO retrieval writes the TVR
 standalone-evaluation JSON and a timeline PNG there). ``--shuffle-frames`` sets
@@ -134,7 +135,10 @@ def evaluate_checkpoint(
     overrides = list(overrides) + (["data.shuffle_frames=true"] if shuffle_frames else [])
     built, cfg, path = load_task(ckpt, task, overrides, device)
     suffix = "-shuffled" if shuffle_frames else ""
-    out = Path(out) if out is not None else path / f"eval-{split}{suffix}"
+    given = (
+        Path(ckpt) if Path(ckpt).is_dir() else path
+    )  # a run directory keeps its evaluations beside its checkpoints
+    out = Path(out) if out is not None else given / f"eval-{split}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
     kwargs = {"out_dir": out} if "out_dir" in inspect.signature(built.evaluate).parameters else {}
     with torch.no_grad():
