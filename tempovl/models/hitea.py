@@ -79,19 +79,19 @@ def causal_mask(mask: torch.Tensor) -> torch.Tensor:
     return tril[None] & mask[:, None, :]
 
 
+def _embeddings(cfg: HiteaConfig) -> TextEmbedding:
+    """BERT's word + position + token-type embeddings (the text encoder's and the decoder's own copy)."""
+    return TextEmbedding(
+        cfg.vocab_size, cfg.hidden, cfg.max_positions, cfg.type_vocab_size, cfg.pad_id, dropout=cfg.dropout
+    )
+
+
 class TextEncoder(nn.Module):
     """BERT embeddings + the first ``layers`` post-LN blocks."""
 
     def __init__(self, cfg: HiteaConfig, layers: int):
         super().__init__()
-        self.embeddings = TextEmbedding(
-            cfg.vocab_size,
-            cfg.hidden,
-            cfg.max_positions,
-            cfg.type_vocab_size,
-            cfg.pad_id,
-            dropout=cfg.dropout,
-        )
+        self.embeddings = _embeddings(cfg)
         self.blocks = nn.ModuleList(_block(cfg) for _ in range(layers))
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -165,14 +165,7 @@ class TextDecoder(nn.Module):
 
     def __init__(self, cfg: HiteaConfig):
         super().__init__()
-        self.embeddings = TextEmbedding(
-            cfg.vocab_size,
-            cfg.hidden,
-            cfg.max_positions,
-            cfg.type_vocab_size,
-            cfg.pad_id,
-            dropout=cfg.dropout,
-        )
+        self.embeddings = _embeddings(cfg)
         self.blocks = nn.ModuleList(_block(cfg, cross=True) for _ in range(cfg.decoder_layers))
         self.head = LMHead(cfg.hidden, cfg.vocab_size)
 
