@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_tvqa
 from tempovl.errors import ConfigError, InputError
+from tempovl.io import write_jsonl
 from tempovl.metrics.qa import exact_match_accuracy, qa_accuracy
 from tempovl.models.text import lm_cross_entropy, pad_ids
 from tempovl.registry import register_task
@@ -257,17 +259,28 @@ class HiteaOEQATask(_QATask):
         return self.decode(ids)
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
+        """Exact-match accuracy of the generated answers; `out_dir` also gets them as ``answers.jsonl``."""
         was_training = self.training
         self.eval()
-        preds, refs = [], []
+        preds, refs, questions = [], [], []
         try:
             for batch in self._eval_batches(split):
                 dev = {k: v.to(self.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
                 preds += self.generate(dev["video"], dev["question_ids"], dev["question_mask"])
                 refs += batch["targets"]
+                questions += self.decode(batch["question_ids"])
         finally:
             self.train(was_training)
+        if out_dir is not None:
+            qids = [r["qid"] for r in self.records(split)]
+            write_jsonl(
+                Path(out_dir) / "answers.jsonl",
+                [
+                    {"qid": i, "question": q, "answer": p, "reference": r}
+                    for i, q, p, r in zip(qids, questions, preds, refs)
+                ],
+            )
         result = exact_match_accuracy(preds, refs)
         return {"accuracy": float(result["accuracy"]), "num_questions": float(len(refs))}
 

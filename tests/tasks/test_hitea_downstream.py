@@ -58,7 +58,12 @@ def test_finetune_step_and_evaluate(name, tiny_corpus, tmp_path):
     assert not r["bad"]
     assert LOSSES[name] <= set(r["values"])
     assert all(math.isfinite(r["values"][k]) for k in LOSSES[name])
-    metrics = trainer.task.evaluate("val")
+    metrics = (
+        trainer.task.evaluate("val", out_dir=tmp_path) if name == "oeqa" else trainer.task.evaluate("val")
+    )
+    if name == "oeqa":  # the generated answers are kept beside the metrics
+        answers = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+        assert len(answers) == metrics["num_questions"] and {"qid", "answer", "reference"} <= set(answers[0])
     key = {"caption": "CIDEr-D", "mcqa": "accuracy", "oeqa": "accuracy"}.get(name, "t2v_R@1")
     assert key in metrics and math.isfinite(metrics[key])
     if name in ("retrieval", "ssv2"):
