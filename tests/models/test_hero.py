@@ -142,34 +142,6 @@ def run_task(model, task: str, batch) -> torch.Tensor:
     return VSMLoss()(st, ed, torch.tensor([[0, 2], [1, 3]]), scores, torch.tensor([0, 1]))
 
 
-HERO_UNUSED = {
-    "mlm": {
-        "frame_transform",
-        "frame_mask_embedding",
-        "temporal_embed",
-        "temporal",
-        "query_encoder",
-        "mffr_head",
-        "fom_head",
-        "vsm_query_proj",
-        "vsm_start",
-        "vsm_end",
-        "frame_embed.mask_embedding",
-    },
-    "mffr": {"query_encoder", "mlm_head", "fom_head", "vsm_query_proj", "vsm_start", "vsm_end"},
-    "mnce": {"query_encoder", "mlm_head", "fom_head", "vsm_query_proj", "vsm_start", "vsm_end"},
-    "fom": {
-        "frame_embed.mask_embedding",
-        "frame_mask_embedding",
-        "query_encoder",
-        "mlm_head",
-        "mffr_head",
-        "vsm_query_proj",
-        "vsm_start",
-        "vsm_end",
-    },
-    "vsm": {"frame_embed.mask_embedding", "frame_mask_embedding", "mlm_head", "mffr_head", "fom_head"},
-}
 # parameters a baseline never uses in any task
 BASELINE_UNUSED = {
     "hero": set(),
@@ -189,16 +161,16 @@ def _covered(name: str, prefixes: set[str]) -> bool:
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_every_parameter_gets_a_gradient(name):
+def test_every_parameter_gets_a_gradient(name, hero_unused):
     model = tiny(name).train()
     batch = make_batch([CLIP_A, CLIP_B], [torch.randn(5, FDIM), torch.randn(7, FDIM)])
     used = set()
-    for task in HERO_UNUSED:
+    for task in hero_unused:
         unused = _unused(model, task, batch)
         used |= {n for n, _ in model.named_parameters()} - unused
         if name == "hero":  # per task: exactly the expected modules are unused
-            assert {n for n in unused if not _covered(n, HERO_UNUSED[task])} == set(), task
-            expected = {n for n, _ in model.named_parameters() if _covered(n, HERO_UNUSED[task])}
+            assert {n for n in unused if not _covered(n, hero_unused[task])} == set(), task
+            expected = {n for n, _ in model.named_parameters() if _covered(n, hero_unused[task])}
             assert unused == expected, task
     never = {n for n, _ in model.named_parameters()} - used
     assert {n for n in never if not _covered(n, BASELINE_UNUSED[name])} == set()

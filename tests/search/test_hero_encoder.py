@@ -27,29 +27,8 @@ VID = "tv00006"  # a test-split video of the tiny corpus, with subtitles
 
 
 @pytest.fixture(scope="module")
-def hero_ckpt(tiny_corpus, tiny_features, tmp_path_factory):
-    """A hero-vcmr checkpoint trained 2 steps on the tiny corpus (SRT subtitles, as the index reads)."""
-    out = tmp_path_factory.mktemp("hero-ckpt") / "run"
-    rc = main(
-        [
-            "train",
-            "hero-tiny-vcmr",
-            f"data.corpus={tiny_corpus}",
-            f"data.features={tiny_features}",
-            "data.subtitles=srt",
-            "data.extract_size=null",
-            "data.max_frames=24",
-            "train.max_steps=2",
-            "train.batch_size=2",
-            "train.eval_every=0",
-            "train.progress=false",
-            "train.curves=false",
-            "--out",
-            str(out),
-        ]
-    )
-    assert rc == 0
-    return out / "best"
+def hero_ckpt(hero_vcmr_run):
+    return hero_vcmr_run / "best"
 
 
 @pytest.fixture(scope="module")

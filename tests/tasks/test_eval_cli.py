@@ -17,28 +17,8 @@ from tempovl.metrics import eval_tvr
 
 
 @pytest.fixture(scope="module")
-def vcmr_run(tiny_corpus, tiny_features, tmp_path_factory):
-    """A hero-vcmr run of 2 steps on the tiny corpus, trained through the CLI."""
-    out = tmp_path_factory.mktemp("vcmr") / "run"
-    rc = main(
-        [
-            "train",
-            "hero-tiny-vcmr",
-            f"data.corpus={tiny_corpus}",
-            f"data.features={tiny_features}",
-            "data.extract_size=null",
-            "data.max_frames=24",
-            "train.max_steps=2",
-            "train.batch_size=2",
-            "train.eval_every=0",
-            "train.progress=false",
-            "train.curves=false",
-            "--out",
-            str(out),
-        ]
-    )
-    assert rc == 0
-    return out
+def vcmr_run(hero_vcmr_run):
+    return hero_vcmr_run
 
 
 @pytest.fixture(scope="module")

@@ -10,39 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from tempovl.config import load_config
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import InputError
 from tempovl.tasks.hero_caption import HeroCaptionTask, moment_frames
 
 
-def tiny_config(corpus, feats, out, *extra: str) -> dict:
-    overrides = [
-        f"data.corpus={corpus}",
-        f"data.features={feats}",
-        "model.hidden=32",
-        "model.num_heads=2",
-        "model.mlp_hidden=64",
-        "model.dropout=0.0",
-        "model.attn_dropout=0.0",
-        f"train.output_dir={out}",
-        "train.max_steps=2",
-        "train.batch_size=3",
-        "train.warmup_steps=0",
-        "train.eval_every=0",
-        "train.log_every=1",
-        "train.progress=false",
-        "train.curves=false",
-        *extra,
-    ]
-    return load_config("experiment/hero-tiny-tvc", overrides)
-
-
 @pytest.fixture(scope="module")
-def tvc_task(tiny_corpus, tiny_features, tmp_path_factory):
+def tvc_task(tiny_corpus, tiny_features, tmp_path_factory, hero_tiny_config):
     torch.manual_seed(0)
     out = tmp_path_factory.mktemp("tvc")
-    return HeroCaptionTask(tiny_config(tiny_corpus, tiny_features, out, "task.max_gen_len=8"))
+    return HeroCaptionTask(
+        hero_tiny_config("hero-tiny-tvc", tiny_corpus, tiny_features, out, "task.max_gen_len=8")
+    )
 
 
 def test_moment_frames_follow_the_official_rule():
@@ -110,14 +89,18 @@ def test_predict_video_captions_a_moment(tvc_task):
 
 
 @pytest.mark.slow
-def test_tvc_finetune_evaluate_and_known_captions(tiny_corpus, tiny_features, tmp_path, monkeypatch):
+def test_tvc_finetune_evaluate_and_known_captions(
+    tiny_corpus, tiny_features, tmp_path, monkeypatch, hero_tiny_config
+):
     """The one test that runs Java (PTB tokenizer, METEOR): engine fine-tune + evaluate, and a known
     caption scored through caption_scores."""
     if shutil.which("java") is None:
         pytest.skip("no Java runtime")
     from tempovl.engine.trainer import train
 
-    cfg = tiny_config(tiny_corpus, tiny_features, tmp_path / "run", "task.max_gen_len=6")
+    cfg = hero_tiny_config(
+        "hero-tiny-tvc", tiny_corpus, tiny_features, tmp_path / "run", "task.max_gen_len=6"
+    )
     result = train(cfg)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["caption_loss"]) for r in rows if "caption_loss" in r)

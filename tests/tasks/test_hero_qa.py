@@ -9,39 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from tempovl.config import load_config
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import InputError
 from tempovl.tasks.hero_qa import HeroQATask, HeroViolinTask, check_qa_record, span_frames
 
 
-def tiny_config(experiment: str, corpus, feats, out, *extra: str) -> dict:
-    overrides = [
-        f"data.corpus={corpus}",
-        f"data.features={feats}",
-        "model.hidden=32",
-        "model.num_heads=2",
-        "model.mlp_hidden=64",
-        "model.dropout=0.0",
-        "model.attn_dropout=0.0",
-        f"train.output_dir={out}",
-        "train.max_steps=2",
-        "train.batch_size=3",
-        "train.warmup_steps=0",
-        "train.eval_every=0",
-        "train.log_every=1",
-        "train.progress=false",
-        "train.curves=false",
-        *extra,
-    ]
-    return load_config(f"experiment/{experiment}", overrides)
-
-
 @pytest.fixture(scope="module")
-def qa_task(tiny_corpus, tiny_features, tmp_path_factory):
+def qa_task(tiny_corpus, tiny_features, tmp_path_factory, hero_tiny_config):
     torch.manual_seed(0)
     return HeroQATask(
-        tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path_factory.mktemp("qa"))
+        hero_tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path_factory.mktemp("qa"))
     )
 
 
@@ -53,10 +30,10 @@ def test_span_frames_follow_the_official_rule():
     assert span_frames(None, 10, 1.5) == (-1, -1)
 
 
-def test_tvqa_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path):
+def test_tvqa_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path, hero_tiny_config):
     from tempovl.engine.trainer import train
 
-    cfg = tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path / "run")
+    cfg = hero_tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path / "run")
     result = train(cfg)
     assert result.step == 2
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -155,10 +132,10 @@ def test_predict_video_answers_a_question(qa_task):
         qa_task.predict_video(feats[:, :5], subs, question="q", answers=["a", "b"])
 
 
-def test_violin_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path):
+def test_violin_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path, hero_tiny_config):
     from tempovl.engine.trainer import train
 
-    cfg = tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path / "run")
+    cfg = hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path / "run")
     result = train(cfg)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["violin_loss"]) for r in rows if "violin_loss" in r)
@@ -166,8 +143,8 @@ def test_violin_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path
     assert 0.0 <= metrics["accuracy"] <= 100.0 and metrics["n"] % 2 == 0  # real + fake per pair
 
 
-def test_violin_heads_get_gradients(tiny_corpus, tiny_features, tmp_path):
-    task = HeroViolinTask(tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path))
+def test_violin_heads_get_gradients(tiny_corpus, tiny_features, tmp_path, hero_tiny_config):
+    task = HeroViolinTask(hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path))
     data = task.dataset("train")
     batch = task.collate()([data[i] for i in range(4)])
     out = task(batch)
