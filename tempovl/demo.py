@@ -149,7 +149,10 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
         "--size", type=int, default=128, help="frame size for the 2D backbone (the demo videos are 128x128)"
     )
     parser.add_argument(
-        "--pretrain-steps", type=int, default=None, help="override the pre-training preset's steps"
+        "--pretrain-steps",
+        type=int,
+        default=3000,
+        help="pre-training steps (the preset hero-tiny-pretrain has 6000)",
     )
     parser.add_argument(
         "--finetune-steps", type=int, default=None, help="override the fine-tuning preset's steps"
