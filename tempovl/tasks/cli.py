@@ -135,10 +135,10 @@ def evaluate_checkpoint(
     overrides = list(overrides) + (["data.shuffle_frames=true"] if shuffle_frames else [])
     built, cfg, path = load_task(ckpt, task, overrides, device)
     suffix = "-shuffled" if shuffle_frames else ""
-    given = (
+    home = (
         Path(ckpt) if Path(ckpt).is_dir() else path
-    )  # a run directory keeps its evaluations beside its checkpoints
-    out = Path(out) if out is not None else given / f"eval-{split}{suffix}"
+    )  # a run directory keeps evaluations beside its checkpoints
+    out = Path(out) if out is not None else home / f"eval-{split}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
     kwargs = {"out_dir": out} if "out_dir" in inspect.signature(built.evaluate).parameters else {}
     with torch.no_grad():
