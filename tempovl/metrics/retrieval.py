@@ -117,7 +117,8 @@ def retrieval_metrics(
     index of each text's video (a video may have several texts). video->text uses the transpose
     (or `video_text_scores` (V, T) when the model scores that direction differently); a video hits
     at K when ANY of its texts is within the top K. Videos without any text are left out of the
-    video->text numbers (their count is in "n").
+    video->text numbers (their count is in "n"). Each direction also holds ``chance_R@K`` and
+    ``chance_mean_recall``: what a random ranking scores on the same gallery (:func:`chance_recall`).
     """
     sim = _as_matrix(text_video_scores, "text_video_scores")
     n_text, n_video = sim.shape
@@ -129,6 +130,13 @@ def retrieval_metrics(
     v2t_sim = sim.T if video_text_scores is None else _as_matrix(video_text_scores, "video_text_scores")
     if v2t_sim.shape != (n_video, n_text):
         raise InputError(f"video_text_scores: expected shape {(n_video, n_text)}, got {v2t_sim.shape}")
-    t2v_ranks = ranks_from_scores(sim, [int(i) for i in np.argmax(t2v, axis=1)], ties)
+    t2v_pos = [int(i) for i in np.argmax(t2v, axis=1)]
+    t2v_ranks = ranks_from_scores(sim, t2v_pos, ties)
     v2t_ranks = ranks_from_scores(v2t_sim[has_text], [video_to_texts[v] for v in has_text], ties)
-    return {"t2v": recall_metrics(t2v_ranks, ks), "v2t": recall_metrics(v2t_ranks, ks)}
+    out = {"t2v": recall_metrics(t2v_ranks, ks), "v2t": recall_metrics(v2t_ranks, ks)}
+    for direction, positives, n_items in (
+        ("t2v", t2v_pos, n_video),
+        ("v2t", [video_to_texts[v] for v in has_text], n_text),
+    ):  # what a random ranking scores on the same gallery
+        out[direction].update({f"chance_{k}": v for k, v in chance_recall(positives, n_items, ks).items()})
+    return out
