@@ -54,7 +54,9 @@ def test_video_to_text_hit_when_any_caption_ranks_within_k():
     #      video 1 -> best caption text 2 (0.5), text 0 (0.9) is above it: rank 2
     assert m["v2t"]["R@1"] == 50.0 and m["v2t"]["median_rank"] == 1.5 and m["v2t"]["R@5"] == 100.0
     # chance: a text has 1 of 2 videos; a video has 2 of 4 texts (1 - C(2,1)/C(4,1) at K=1)
-    assert m["t2v"]["chance_R@1"] == 50.0 and m["v2t"]["chance_R@1"] == 50.0 and m["v2t"]["chance_R@5"] == 100.0
+    assert (
+        m["t2v"]["chance_R@1"] == 50.0 and m["v2t"]["chance_R@1"] == 50.0 and m["v2t"]["chance_R@5"] == 100.0
+    )
     m_opt = retrieval_metrics(sim, [0, 0, 1, 1], ks=(1,), ties="optimistic")
     assert m_opt["t2v"]["R@1"] == 50.0
 
