@@ -101,7 +101,6 @@ class CaptionItems(Dataset):
 @register_task("hitea-caption")
 class HiteaCaptionTask(HiteaDownstreamTask):
     losses = ("prefixlm",)
-    predict_input = "video"  # predict_video takes the video file, not pre-extracted features
 
     def __init__(self, cfg: dict):
         super().__init__(cfg, HiteaCaptionConfig)

@@ -131,7 +131,6 @@ class HiteaMCQATask(_QATask):
     """Multiple-choice QA by the VTM score of every (video, question + candidate)."""
 
     losses = ("vtm",)
-    predict_input = "video"  # predict_video takes the video file, not pre-extracted features
 
     def __init__(self, cfg: dict):
         super().__init__(cfg, HiteaMCQAConfig)
@@ -211,7 +210,6 @@ class HiteaOEQATask(_QATask):
     """Open-ended QA: the decoder generates the answer; the target is the correct candidate's text."""
 
     losses = ("prefixlm",)
-    predict_input = "video"
 
     def __init__(self, cfg: dict):
         super().__init__(cfg, HiteaOEQAConfig)
