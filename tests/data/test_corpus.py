@@ -3,6 +3,7 @@ CLI safety."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from tempovl.data.corpus.language import (
     retell,
     sentence,
     verb_phrase,
+    visual,
 )
 from tempovl.data.corpus.render import render_frames
 from tempovl.data.corpus.world import (
@@ -287,14 +289,14 @@ def test_unknown_preset():
 
 # words that name each action in a reaction line (change_colour names the tint, pick_up / hand the object)
 _ACTION_WORDS = {
-    "enter": "came in",
-    "leave": "out",
-    "move_left": "left",
-    "move_right": "right",
-    "jump": "jump",
-    "spin": "spin",
-    "grow": "bigger",
-    "shrink": "smaller",
+    "enter": ("came in", "come in", "comes in", "walks in", "enters"),
+    "leave": ("out", "leaves"),
+    "move_left": ("left",),
+    "move_right": ("right",),
+    "jump": ("jump", "hops up"),
+    "spin": ("spin", "turns around"),
+    "grow": ("bigger",),
+    "shrink": ("smaller", "shrinks"),
 }
 
 
@@ -310,18 +312,19 @@ def _words(text: str) -> set[str]:
 
 
 def _action_named(ev: Event, text: str) -> bool:
-    word = ev.tint or ev.obj or _ACTION_WORDS[ev.action]
-    return word in text.lower()
+    words = (ev.tint or ev.obj,) if ev.tint or ev.obj else _ACTION_WORDS[ev.action]
+    return any(w in text.lower() for w in words)
 
 
 def _grounded_by_text(script: Script, line: Line) -> bool:
     """Independent of the generator's topic labels: does the spoken text (prefix excluded) name a
-    character other than the speaker, the room, or an object that is on screen during the line or in
-    the 3 s before it, or the action of the event the line reacts to?"""
+    character other than the speaker (by name or by look), the room, or an object that is on screen
+    during the line or in the 3 s before it, or the action of the event the line reacts to?"""
     words = _words(line.text)
     times = np.arange(max(0.0, line.start - 3.0), line.end + 1e-6, 0.5)
     for c in CHARACTERS:
-        if c.name.lower() in words and c.name != line.speaker:
+        named = c.name.lower() in words or c.visual in line.text.lower()
+        if named and c.name != line.speaker:
             if any(script.present(c.name, t, t) for t in times):
                 return True
     if script.scene_at(line.start).room in words:
@@ -360,8 +363,16 @@ def test_lines_do_not_overlap_and_speaker_is_on_screen(demo_multi: list[Script])
 def test_reactions_follow_an_event_of_the_named_type(demo_multi: list[Script]):
     reacted: set[str] = set()
     n = 0
+    n_order = 0
     for s in demo_multi:
         for ln in s.lines:
+            if ln.topic == "look_order":  # two events told in their true order, by look
+                ev, prev = s.events[ln.event], s.events[ln.event - 1]
+                assert prev.end <= ev.start <= ln.start and prev.scene == ev.scene, (ln, ev)
+                assert visual(prev.actor) in ln.text.lower() and visual(ev.actor) in ln.text.lower(), ln
+                assert _action_named(prev, ln.text) and _action_named(ev, ln.text), ln
+                assert re.search(r"\b(before|then|after)\b", ln.text), ln
+                n_order += 1
             if ln.topic not in REACTIONS:
                 continue
             ev = s.events[ln.event]
@@ -372,13 +383,17 @@ def test_reactions_follow_an_event_of_the_named_type(demo_multi: list[Script]):
             elif ln.topic.startswith("saw_"):
                 assert ln.speaker != ev.actor and ln.addressee == ev.actor, (ln, ev)
                 assert ev.actor in ln.text and _action_named(ev, ln.text), (ln, ev)
+            elif ln.topic.startswith("look_"):  # told as a viewer would: by look, in the queries' words
+                assert ln.speaker != ev.actor and ln.addressee == ev.actor, (ln, ev)
+                assert visual(ev.actor) in ln.text.lower() and _action_named(ev, ln.text), (ln, ev)
+                assert ln.slot.startswith(ev.actor), (ln, ev)  # the account with names
             elif ln.topic == "thanks":
                 assert ln.speaker == ev.target and ln.addressee == ev.actor
             else:  # greet
                 assert ln.addressee == ev.actor and s.present(ev.actor, ln.start, ln.end)
             reacted.add(ev.action)
             n += 1
-    assert reacted == set(ACTIONS) and n > 500
+    assert reacted == set(ACTIONS) and n > 500 and n_order > 20
 
 
 def test_remarks_name_what_is_on_screen(demo_multi: list[Script]):
@@ -438,3 +453,86 @@ def test_dialogue_is_deterministic():
     b = [s.to_json() for v in build_scripts("tiny", seed=4).values() for s in v]
     c = [s.to_json() for v in build_scripts("tiny", seed=5).values() for s in v]
     assert json.dumps(a) == json.dumps(b) and json.dumps(a) != json.dumps(c)
+
+
+# ---------------------------------------------------------------- shared words, no text-only QA shortcut
+
+
+def test_subtitles_use_the_words_of_the_visual_queries(demo_multi: list[Script]):
+    """What the queries say by look ("the red circle jumps") is also heard in the dialogue, so that
+    pre-training on subtitles has something to transfer to the queries."""
+    heard = {w for s in demo_multi for ln in s.lines for w in re.findall(r"[a-z']+", ln.shown.lower())}
+    for c in CHARACTERS:
+        assert c.colour in heard and c.shape in heard, c
+    ev = Event(0, "Alice", "hand", 0.0, 1.0, 0, "kitchen", obj="cup", target="Bob", tint="pink")
+    for action in ACTIONS:
+        variant = 0
+        while True:
+            try:
+                phrase = verb_phrase(dataclasses.replace(ev, action=action), variant=variant)
+            except IndexError:
+                break
+            assert phrase.split()[0] in heard, (action, phrase)  # "jumps", "hops", "grabs", ...
+            variant += 1
+    splits = build_scripts("demo", seed=0)
+    files, _ = build_annotations(splits, seed=0)
+    for split in SPLITS:
+        heard = {w for s in splits[split] for ln in s.lines for w in re.findall(r"[a-z']+", ln.shown.lower())}
+        words = [
+            w
+            for r in files[f"annotations/tvr_{split}.jsonl"]
+            for w in re.findall(r"[a-z']+", r["desc"].lower())
+        ]
+        share = sum(w in heard for w in words) / len(words)
+        assert share >= 0.8, (split, share)  # 43 % when no one on screen was ever described by look
+
+
+def test_tvqa_has_no_text_only_shortcut():
+    """Answer-only rules stay at chance: the answer is not the one whose character is most frequent
+    among the five (25-26 % when distractors preferred the answer's character), nor the longest or
+    shortest; order-free questions stand beside the order-dependent ones in every split."""
+    looks = {c.visual[4:]: c.name for c in CHARACTERS}
+    n = hits_char = hits_long = hits_short = 0.0
+    for seed in (0, 1):
+        splits = build_scripts("demo", seed=seed)
+        files, meta = build_annotations(splits, seed=seed)
+        by_id = {m["id"]: m for m in meta if m["file"].startswith("tvqa_")}
+        for split in SPLITS:
+            records = files[f"annotations/tvqa_{split}.jsonl"]
+            free = sum(not by_id[r["qid"]]["order"] for r in records)
+            assert 0.25 <= free / len(records) <= 0.5, (seed, split, free, len(records))
+            for r in records:
+                answers = [r[f"a{i}"] for i in range(5)]
+                who = [next((looks[k] for k in looks if k in a.lower()), None) for a in answers]
+                counts = {c: who.count(c) for c in who if c}
+                for scores, hits in (
+                    ([counts.get(c, 0) for c in who], "char"),
+                    ([len(a) for a in answers], "long"),
+                    ([-len(a) for a in answers], "short"),
+                ):
+                    best = [i for i, v in enumerate(scores) if v == max(scores)]
+                    hit = (r["answer_idx"] in best) / len(best)
+                    if hits == "char":
+                        hits_char += hit
+                    elif hits == "long":
+                        hits_long += hit
+                    else:
+                        hits_short += hit
+                n += 1
+                if by_id[r["qid"]]["template"] == "who":  # only the answer's character does it
+                    s = next(s for s in splits[split] if s.vid_name == r["vid_name"])
+                    ev = s.events[by_id[r["qid"]]["events"][0]]
+                    doers = {e.actor for e in s.events if e.key()[1:] == ev.key()[1:]}
+                    assert doers == {ev.actor} and answers[r["answer_idx"]] == sentence(visual(ev.actor))
+        violin = [m for m in meta if m["file"] == "violin_annotation.json"]
+        assert (
+            all(isinstance(m["order"], bool) for m in violin)
+            and 0.25 <= np.mean([m["order"] for m in violin]) <= 0.75
+        )
+    assert n > 600
+    for name, hits in (
+        ("most frequent character", hits_char),
+        ("longest", hits_long),
+        ("shortest", hits_short),
+    ):
+        assert abs(hits / n - 0.2) < 0.035, (name, hits / n)

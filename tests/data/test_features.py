@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import av
 import numpy as np
@@ -253,3 +254,56 @@ def test_bigbuckbunny_end_to_end(tmp_path, spec):
     dim = {"random2d+motion": 494, "mobilenet_v2": 1280}[spec]
     assert feats.shape == (4, dim) and np.isfinite(feats).all() and feats.std() > 0
     assert store.meta("bigbuckbunny")["num_windows"] == 4
+
+
+def test_colour_tracks_which_colour_moves_and_where():
+    from tempovl.data.features.colour import NUM_COLOURS, ColourExtractor, palette_index
+
+    ext = ColourExtractor(frames_per_window=4)
+    assert ext.dim == 935
+    red = int(palette_index(torch.tensor([[[[220.0]], [[60.0]], [[60.0]]]]))[0, 0, 0])
+    clips = torch.from_numpy(np.stack([moving_square(12, 0), moving_square(0, -12), moving_square(0, 0)]))
+    feats = ext(clips)
+    per = feats[:, : NUM_COLOURS * 17].reshape(3, NUM_COLOURS, 17)
+    # signed mean change of m10 (x) and m01 (y, up) of the red pixels: right, then up, then nothing
+    # (resampling to 64 px blurs the edges a little, so the other axis moves a little too)
+    assert per[0, red, 4] > 0.1 and abs(per[0, red, 5]) < per[0, red, 4] / 3
+    assert per[1, red, 5] > 0.1 and abs(per[1, red, 4]) < per[1, red, 5] / 2
+    assert per[2, :, 3:].abs().max() == 0.0  # a static clip changes nothing
+    # the dominant mover is the square (its colour or the blend of its edge), never the background it
+    # uncovers; its block repeats that colour's row
+    share = feats[:, NUM_COLOURS * 17 : NUM_COLOURS * 18]
+    mover = share[:2].argmax(1)
+    assert 0 not in mover.tolist()
+    dominant = feats[:, NUM_COLOURS * 18 : NUM_COLOURS * 18 + 17]
+    assert torch.allclose(dominant[:2], per[torch.arange(2), mover])
+    assert dominant[0, 4] > 0 and dominant[1, 5] > 0  # it moves right, then up
+
+
+def test_oracle_features_follow_the_script(tiny_corpus, tmp_path):
+    from tempovl.data.features import oracle
+    from tempovl.data.features.extract import extract_features, find_videos
+    from tempovl.data.features.store import FeatureStore
+    from tempovl.data.video import probe
+
+    videos = find_videos(tiny_corpus / "videos")[:3]
+    extract_features(videos, tmp_path / "oracle", extractor="oracle", progress=False)
+    store = FeatureStore(tmp_path / "oracle")
+    assert store.extractor == "oracle" and store.dim == oracle.DIM
+    for path in videos:
+        feats = store[path.stem]
+        assert len(feats) == math.ceil(probe(path).duration / 1.5 - 1e-6)  # the pixel extractors' grid
+        script = oracle.load_script(oracle.script_path(path))
+        ev = script.events[0]
+        window = int((ev.start + ev.end) / 2 // 1.5)
+        k = len(oracle._ROOMS) + 3 * len(oracle._CHARS)
+        slot = k + oracle._CHARS.index(ev.actor) * len(oracle.ACTIONS) + oracle.ACTIONS.index(ev.action)
+        assert feats[window, slot] > 0
+        assert feats[:, : len(oracle._ROOMS)].sum(1).tolist() == [1.0] * len(feats)  # one room per window
+
+
+def test_oracle_needs_a_script(tmp_path, videos):
+    from tempovl.data.features.extract import extract_features
+
+    with pytest.raises(InputError, match="no ground-truth script"):
+        extract_features(videos[:1], tmp_path / "o", extractor="oracle", progress=False)

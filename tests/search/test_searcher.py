@@ -99,10 +99,10 @@ def test_cli_table_and_json(search_index, capsys):
     assert main(["search", str(search_index), "Eve says she feels sad", "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["rank", "video", "start", "end", "score"]
-    assert len(lines) == 4 and lines[1].split()[:2] == ["1", "tv00004"]
+    assert len(lines) == 4 and lines[1].split()[:2] == ["1", "tv00001"]
     assert main(["search", str(search_index), "Eve says she feels sad", "-k", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [h["rank"] for h in out["hits"]] == [1, 2] and out["hits"][0]["video"] == "tv00004"
+    assert [h["rank"] for h in out["hits"]] == [1, 2] and out["hits"][0]["video"] == "tv00001"
 
 
 def test_cli_errors(tmp_path, search_index, capsys):

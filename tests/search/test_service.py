@@ -46,7 +46,7 @@ def test_search_endpoint(client, searcher):
     body = r.json()
     assert body["k"] == 3 and len(body["hits"]) == 3 and body["took_ms"] >= 0
     hit = body["hits"][0]
-    assert hit["video"] == "tv00004" and hit["url"] == f"/api/videos/{hit['video_idx']}" and "path" not in hit
+    assert hit["video"] == "tv00001" and hit["url"] == f"/api/videos/{hit['video_idx']}" and "path" not in hit
     expected = [h.to_dict() for h in searcher.search("Eve says she feels sad", k=3)]
     assert [(h["video"], h["start"], h["end"]) for h in body["hits"]] == [
         (h["video"], h["start"], h["end"]) for h in expected

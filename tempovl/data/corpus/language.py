@@ -2,7 +2,10 @@
 third-person retellings of dialogue that queries, QA and statements use.
 
 Most dialogue is grounded in the picture, as in TV: characters react to the action just done, remark
-on the room, the objects and who is there, and announce what they are about to do. The rest (feelings,
+on the room, the objects and who is there, and announce what they are about to do. Witnesses also
+tell what is on screen in the words a viewer would use ("Look, the red circle jumps!", "The blue
+square picks up the cup and then spins around."), and characters name each other by look as well as
+by name, so the subtitles share their words with the visual queries. The rest (feelings,
 whereabouts, plans) carries what no frame shows."""
 
 from __future__ import annotations
@@ -55,12 +58,14 @@ def visual(name: str) -> str:
     return BY_NAME[name].visual
 
 
-def verb_phrase(ev: Event, rng: np.random.Generator | None = None) -> str:
-    """'picks up the cup' -- canonical wording without `rng`, a random paraphrase with it."""
+def verb_phrase(ev: Event, rng: np.random.Generator | None = None, variant: int | None = None) -> str:
+    """'picks up the cup' -- canonical wording without `rng`, a random paraphrase with it (or the
+    `variant`-th wording). A hand-over's receiver is named by look."""
     variants = _VERBS[ev.action]
-    text = variants[0] if rng is None else variants[int(rng.integers(len(variants)))]
+    if variant is None:
+        variant = 0 if rng is None else int(rng.integers(len(variants)))
     target = visual(ev.target) if ev.target else ""
-    return text.format(obj=ev.obj, target=target, tint=ev.tint)
+    return variants[variant].format(obj=ev.obj, target=target, tint=ev.tint)
 
 
 def event_phrase(ev: Event, rng: np.random.Generator | None = None) -> str:
@@ -76,9 +81,13 @@ def sentence(text: str) -> str:
 # ---------------------------------------------------------------- dialogue
 
 # topic -> line variants. Reactions name the action just done: "did_<action>" is said by the actor,
-# "saw_<action>" by a witness to the actor (addressee = actor); "greet" and "thanks" are witness /
-# receiver reactions to "enter" and "hand". Slots: the tint of change_colour, the object of pick_up and
-# hand, the room of "room", the object of "object"; addressees are named, never described.
+# "saw_<action>" by a witness to the actor (addressee = actor), "look_<action>" by a witness who tells
+# what is on screen as a viewer would ("Look, the red circle jumps!"), "look_order" by a witness who
+# tells two events in order ("The red circle jumps and then spins around."); "greet" and "thanks" are
+# witness / receiver reactions to "enter" and "hand". Slots: the tint of change_colour, the object of
+# pick_up and hand, the room of "room", the object of "object", and for look_* what is told, with
+# names ("Alice jumps"). Fields: {to} the addressee's name, {look} / {pron} the addressee's look
+# ("the blue square") / pronoun, {me} the speaker's look, {what} / {What} the told events (by look).
 _SAY: dict[str, tuple[str, ...]] = {
     # invisible: feelings, whereabouts, plans
     "feeling": ("I feel {slot} today.", "I'm so {slot} right now.", "Honestly, I am {slot}."),
@@ -90,7 +99,12 @@ _SAY: dict[str, tuple[str, ...]] = {
     "was_at": ("I was at the {slot} this morning.", "I spent the morning at the {slot}."),
     "ask": ("{to}, where were you?", "{to}, are you okay?"),
     # intentions, said just before the action
-    "take": ("I'll take the {slot}.", "I need that {slot}.", "Let me get the {slot}."),
+    "take": (
+        "I'll take the {slot}.",
+        "I need that {slot}.",
+        "Let me get the {slot}.",
+        "I will take the {slot}.",
+    ),
     "give": ("{to}, this {slot} is for you.", "Here {to}, take the {slot}."),
     # remarks on what is on screen
     "room": (
@@ -100,35 +114,93 @@ _SAY: dict[str, tuple[str, ...]] = {
         "What a lovely {slot}.",
     ),
     "object": ("Is that a {slot} over there?", "Look, there's a {slot}.", "Whose {slot} is that?"),
-    "present": ("{to} is here too.", "Oh, {to} is with us.", "Look, {to} is here."),
+    "present": (
+        "{to} is here too.",
+        "Oh, {to} is with us.",
+        "Look, {to} is here.",
+        "Look, {look} is here too. Hi, {to}!",
+        "Oh, {to} is here. I'd know {look} anywhere.",
+    ),
     # reactions
-    "greet": ("Hi {to}!", "Hello {to}, good to see you.", "Oh, hey {to}."),
-    "thanks": ("Thank you, {to}!", "Thanks a lot, {to}."),
-    "did_enter": ("Hi everyone, I just came in.", "Hello, I just came in!", "I came in to see you all."),
-    "did_move_left": ("I'm moving over to the left.", "Let me slide to the left.", "Over to the left I go."),
+    "greet": (
+        "Hi {to}!",
+        "Hello {to}, good to see you.",
+        "Oh, hey {to}.",
+        "Hi {to}! Nice to see {look} again.",
+    ),
+    "thanks": ("Thank you, {to}!", "Thanks a lot, {to}.", "At last! Thank you, {to}."),
+    "did_enter": (
+        "Hi everyone, I just came in.",
+        "Hello, I just came in!",
+        "Hello, I have just come in!",
+        "I came in to see you all.",
+        "Hi, it's me, {me}. I just came in.",
+    ),
+    "did_move_left": (
+        "I'm moving over to the left.",
+        "Let me slide to the left.",
+        "Over to the left I go.",
+        "I'm {me} and I move to the left.",
+    ),
     "did_move_right": (
         "I'm moving over to the right.",
         "Let me slide to the right.",
         "Over to the right I go.",
+        "I'm {me} and I move to the right.",
     ),
-    "did_jump": ("Look, I can jump!", "Watch me jump!", "Wow, I jump so high!"),
-    "did_spin": ("Look, I can spin!", "Whee, I'm spinning!", "Watch me spin around!"),
-    "did_grow": ("Wow, I'm getting bigger!", "Look, I'm bigger now!"),
-    "did_shrink": ("Oh no, I'm getting smaller!", "Look, I'm smaller now!"),
-    "did_change_colour": ("Look, I'm {slot} now!", "Wow, I turned {slot}!"),
-    "did_pick_up": ("Got the {slot}!", "Look, I have the {slot} now."),
+    "did_jump": ("Look, I can jump!", "Watch me jump!", "Wow, I jump so high!", "I'm {me} and I jump!"),
+    "did_spin": (
+        "Look, I can spin!",
+        "Whee, I'm spinning!",
+        "Watch me spin around!",
+        "I'm {me} and I spin around.",
+    ),
+    "did_grow": ("Wow, I'm getting bigger!", "Look, I'm bigger now!", "I'm {me} and I'm getting bigger!"),
+    "did_shrink": (
+        "Oh no, I'm getting smaller!",
+        "Look, I'm smaller now!",
+        "I'm {me} and I'm getting smaller!",
+    ),
+    "did_change_colour": ("Look, I'm {slot} now!", "Wow, I turned {slot}!", "I'm {me}, but now I'm {slot}!"),
+    "did_pick_up": ("Got the {slot}!", "Look, I have the {slot} now.", "I'm {me} and I've got the {slot}."),
     "did_hand": ("There you go, {to}, the {slot} is yours.", "{to}, now you have the {slot}."),
-    "saw_enter": ("Look, {to} just came in!", "Oh, {to} came in."),
-    "saw_leave": ("{to} just walked out.", "Oh, {to} went out."),
-    "saw_move_left": ("{to}, why did you move to the left?", "{to} slid over to the left."),
-    "saw_move_right": ("{to}, why did you move to the right?", "{to} slid over to the right."),
-    "saw_jump": ("Nice jump, {to}!", "{to}, you jump so high!"),
-    "saw_spin": ("Nice spin, {to}!", "{to}, stop spinning!"),
-    "saw_grow": ("{to}, you are getting bigger!", "Wow, {to} got bigger!"),
-    "saw_shrink": ("{to}, you are getting smaller!", "Oh, {to} got smaller!"),
-    "saw_change_colour": ("{to}, why are you {slot} now?", "{to}, you turned {slot}!"),
-    "saw_pick_up": ("{to}, why did you take the {slot}?", "{to} has the {slot} now."),
-    "saw_hand": ("{to}, that was kind, giving away the {slot}.", "{to} gave away the {slot}."),
+    "saw_enter": ("Look, {to} just came in!", "Oh, {to} came in.", "{to} is back! Look, {pron} walks in."),
+    "saw_leave": ("{to} just walked out.", "Oh, {to} went out.", "Oh no, {to} leaves. Where does {pron} go?"),
+    "saw_move_left": (
+        "{to}, why did you move to the left?",
+        "{to} slid over to the left.",
+        "Look at {to}, {pron} slides to the left.",
+    ),
+    "saw_move_right": (
+        "{to}, why did you move to the right?",
+        "{to} slid over to the right.",
+        "Look at {to}, {pron} slides to the right.",
+    ),
+    "saw_jump": ("Nice jump, {to}!", "{to}, you jump so high!", "Look at {to}, {pron} hops up so high!"),
+    "saw_spin": ("Nice spin, {to}!", "{to}, stop spinning!", "Look at {to}, {pron} spins around!"),
+    "saw_grow": ("{to}, you are getting bigger!", "Wow, {to} got bigger!", "Look, {to} grows bigger!"),
+    "saw_shrink": (
+        "{to}, you are getting smaller!",
+        "Oh, {to} got smaller!",
+        "Oh no, {to} shrinks, {pron} gets smaller!",
+    ),
+    "saw_change_colour": (
+        "{to}, why are you {slot} now?",
+        "{to}, you turned {slot}!",
+        "Look, {to} turns {slot}!",
+    ),
+    "saw_pick_up": (
+        "{to}, why did you take the {slot}?",
+        "{to} has the {slot} now.",
+        "Look, {to} grabs the {slot}.",
+    ),
+    "saw_hand": (
+        "{to}, that was kind, giving away the {slot}.",
+        "{to} gave away the {slot}.",
+        "Look, {to} gives away the {slot}.",
+    ),
+    **{f"look_{a}": ("Look, {what}!", "Wow, {what}!", "{What}.", "Hey, {what}!") for a in ACTIONS},
+    "look_order": ("Look, {what}!", "{What}.", "Wow, {what}!"),
 }
 TOPICS: tuple[str, ...] = tuple(_SAY)
 # reaction topic -> the action it names (and follows)
@@ -137,13 +209,15 @@ REACTIONS: dict[str, str] = {
     "thanks": "hand",
     **{f"did_{a}": a for a in ACTIONS if a != "leave"},
     **{f"saw_{a}": a for a in ACTIONS},
+    **{f"look_{a}": a for a in ACTIONS},
 }
 # topics whose line names its object slot / names a room
 _OBJECT_TOPICS = frozenset({"take", "give", "object", "did_pick_up", "did_hand", "saw_pick_up", "saw_hand"})
 # topics whose addressee must be on screen while the line is said
 _ADDRESSEE_HERE = frozenset(
-    {"give", "thanks", "greet", "present", "did_hand"} | {t for t in REACTIONS if t.startswith("saw_")}
-) - {"saw_leave"}
+    {"give", "thanks", "greet", "present", "did_hand", "look_order"}
+    | {t for t in REACTIONS if t.startswith(("saw_", "look_"))}
+) - {"saw_leave", "look_leave"}
 # actions named while they are still on screen (the reaction starts halfway through the event);
 # the others are reacted to right after they end
 _DURING = frozenset({"move_left", "move_right", "jump", "spin", "grow", "shrink", "change_colour"})
@@ -192,6 +266,8 @@ def retell(line: Line, subject: str, pronoun: str) -> str:
         return f"{subject} says {pronoun} {said}"
     if topic.startswith("saw_"):
         return f"{subject} says {to} {_SAW_SAID[topic[4:]].format(s=s)}"
+    if topic.startswith("look_"):  # the slot holds what was told, with names
+        return f"{subject} says {s}"
     return {
         "feeling": f"{subject} says {pronoun} {feel} {s}",
         "going": f"{subject} says {pronoun} {be} going to the {s}",
@@ -249,51 +325,112 @@ def _fits(script: Script, line: Line, taken: list[Line]) -> bool:
     return not any(start < ln.end + 0.2 and ln.start < end + 0.2 for ln in taken)
 
 
-def _reaction(rng: np.random.Generator, script: Script, ev: Event) -> tuple | None:
-    """(start, speaker, topic, slot, addressee) of a reaction to `ev`, by its actor or a witness."""
+def _told(ev: Event, variant: int, by_name: bool, actor: bool = True) -> str:
+    """'the red circle hands the cup to the blue square' (by look) or 'Alice hands the cup to Bob';
+    without the actor when `actor` is False."""
+    target = (ev.target if by_name else visual(ev.target)) if ev.target else ""
+    text = _VERBS[ev.action][variant].format(obj=ev.obj, target=target, tint=ev.tint)
+    if not actor:
+        return text
+    return f"{ev.actor if by_name else visual(ev.actor)} {text}"
+
+
+def _narration(
+    rng: np.random.Generator, script: Script, ev: Event, nth: tuple[int, int], speaker: str
+) -> tuple:
+    """(topic, what by look, what with names, addressee): a witness telling `ev` as a viewer would, in
+    the wording of the visual queries -- with the event just before it in order ("... and then ...",
+    "... before ...", "right after ..."), or alone, "again" / "for the second time" when it repeats."""
+    i = ev.eid
+    prev = script.events[i - 1] if i > 0 else None
+    v = int(rng.integers(len(_VERBS[ev.action])))
+    if (
+        prev is not None
+        and prev.scene == ev.scene
+        and ev.start - prev.end <= 3.0
+        and prev.key() != ev.key()
+        and speaker not in (prev.actor, prev.target)
+        and rng.random() < 0.4
+    ):
+        u = int(rng.integers(len(_VERBS[prev.action])))
+        if prev.actor == ev.actor:
+            parts = [f"{_told(prev, u, b)} and then {_told(ev, v, b, actor=False)}" for b in (False, True)]
+        else:
+            form = int(rng.integers(3))
+            parts = []
+            for b in (False, True):
+                a, c = _told(prev, u, b), _told(ev, v, b)
+                parts.append((f"{a} before {c}", f"right after {a}, {c}", f"first {a}, and then {c}")[form])
+        return "look_order", parts[0], parts[1], ev.actor
+    k, n = nth
+    suffix = ""
+    if n > 1 and rng.random() < 0.5:
+        suffix = " for the first time" if k == 0 else " for the second time" if k == 1 else " again"
+    return f"look_{ev.action}", _told(ev, v, False) + suffix, _told(ev, v, True) + suffix, ev.actor
+
+
+def _reaction(rng: np.random.Generator, script: Script, ev: Event, nth: tuple[int, int]) -> tuple | None:
+    """(start, speaker, topic, slot, addressee, told) of a reaction to `ev`, by its actor or a witness;
+    `told` is what a look_* line tells, by look (None for other topics)."""
     t = ev.start + 0.5 * (ev.end - ev.start) if ev.action in _DURING else ev.end + 0.1
     witnesses = [n for n in sorted(BY_NAME) if n != ev.actor and script.present(n, t, t + 2.0)]
     slot = ev.tint or ev.obj
     if ev.action == "hand":
-        who = str(rng.choice(["thanks", "did", "saw"], p=[0.5, 0.25, 0.25]))
+        who = str(rng.choice(["thanks", "did", "saw", "look"], p=[0.4, 0.2, 0.15, 0.25]))
         if who == "thanks":
-            return t, ev.target, "thanks", None, ev.actor
+            return t, ev.target, "thanks", None, ev.actor, None
         if who == "did":
-            return t, ev.actor, "did_hand", slot, ev.target
+            return t, ev.actor, "did_hand", slot, ev.target, None
         witnesses = [n for n in witnesses if n != ev.target]
-        return (t, str(rng.choice(witnesses)), "saw_hand", slot, ev.actor) if witnesses else None
-    if ev.action == "enter" and rng.random() < 0.6:
         if not witnesses:
             return None
-        topic = "greet" if rng.random() < 0.6 else "saw_enter"
-        return t, str(rng.choice(witnesses)), topic, None, ev.actor
-    by_actor = ev.action != "leave" and (ev.action == "enter" or rng.random() < 0.5 or not witnesses)
-    if by_actor:
-        return t, ev.actor, f"did_{ev.action}", slot, ev.target
-    if not witnesses:
-        return None
-    return t, str(rng.choice(witnesses)), f"saw_{ev.action}", slot, ev.actor
+        if who == "saw":
+            return t, str(rng.choice(witnesses)), "saw_hand", slot, ev.actor, None
+    elif ev.action == "enter" and rng.random() < 0.6:
+        if not witnesses:
+            return None
+        r = rng.random()
+        if r < 0.7:
+            return t, str(rng.choice(witnesses)), "greet" if r < 0.45 else "saw_enter", None, ev.actor, None
+    else:
+        by_actor = ev.action != "leave" and (ev.action == "enter" or rng.random() < 0.4 or not witnesses)
+        if by_actor:
+            return t, ev.actor, f"did_{ev.action}", slot, ev.target, None
+        if not witnesses:
+            return None
+        if rng.random() < 0.35:
+            return t, str(rng.choice(witnesses)), f"saw_{ev.action}", slot, ev.actor, None
+    witnesses = [n for n in witnesses if n != ev.target] or witnesses
+    speaker = str(rng.choice(witnesses))
+    topic, told, named, to = _narration(rng, script, ev, nth, speaker)
+    return t, speaker, topic, named, to, told
 
 
 def add_dialogue(rng: np.random.Generator, script: Script, prefix_prob: float = 0.7) -> None:
     """Write the video's dialogue into `script.lines`: intentions before actions, reactions naming the
-    action during or right after it, remarks on the room, objects and who is there, and some lines
-    about what no frame shows (feelings, whereabouts). Lines never overlap; gaps stay silent."""
+    action during or right after it (by the actor, or a witness who may tell it as a viewer would),
+    remarks on the room, objects and who is there, and some lines about what no frame shows
+    (feelings, whereabouts). Lines never overlap; gaps stay silent."""
     mood = {c: str(rng.choice(FEELINGS)) for c in BY_NAME}
-    cands: list[tuple[float, float, str, str, str | None, str | None, int | None]] = []
-    # (priority, start, speaker, topic, slot, addressee, event); lower priority is placed first
+    cands: list[tuple] = []
+    # (priority, start, speaker, topic, slot, addressee, event, told); lower priority is placed first
+    seen: dict[tuple, list[int]] = {}
+    for ev in script.events:
+        seen.setdefault(ev.key(), []).append(ev.eid)
     for ev in script.events:
         if ev.action == "leave" and rng.random() < 0.6:
             dest = [p for p in (*PLACES, *ROOMS) if p != ev.room]
-            cands.append((0.0, ev.start - 2.3, ev.actor, "going", str(rng.choice(dest)), None, ev.eid))
+            cands.append((0.0, ev.start - 2.3, ev.actor, "going", str(rng.choice(dest)), None, ev.eid, None))
         elif ev.action == "pick_up" and rng.random() < 0.5:
-            cands.append((0.2, ev.start - 2.0, ev.actor, "take", ev.obj, None, ev.eid))
+            cands.append((0.2, ev.start - 2.0, ev.actor, "take", ev.obj, None, ev.eid, None))
         elif ev.action == "hand" and rng.random() < 0.6:
-            cands.append((0.1, ev.start - 2.2, ev.actor, "give", ev.obj, ev.target, ev.eid))
-        if rng.random() < 0.7:
-            react = _reaction(rng, script, ev)
+            cands.append((0.1, ev.start - 2.2, ev.actor, "give", ev.obj, ev.target, ev.eid, None))
+        if rng.random() < 0.8:
+            same = seen[ev.key()]
+            react = _reaction(rng, script, ev, (same.index(ev.eid), len(same)))
             if react is not None:
-                cands.append((0.3 + 0.2 * float(rng.random()), *react, ev.eid))
+                t, speaker, topic, slot, to, told = react
+                cands.append((0.3 + 0.2 * float(rng.random()), t, speaker, topic, slot, to, ev.eid, told))
     topics, weights = list(_FREE), np.array(list(_FREE.values()))
     for _ in range(max(2, int(script.duration / 4))):
         t = round(float(rng.uniform(0.0, script.duration - 3.0)), 1)
@@ -321,12 +458,21 @@ def add_dialogue(rng: np.random.Generator, script: Script, prefix_prob: float = 
             to = str(rng.choice(others))
         elif topic == "ask":
             to = str(rng.choice([n for n in sorted(BY_NAME) if n != speaker]))
-        cands.append((0.3 + 0.6 * float(rng.random()), t, speaker, topic, slot, to, None))
+        cands.append((0.3 + 0.6 * float(rng.random()), t, speaker, topic, slot, to, None, None))
     cands.sort(key=lambda c: (c[0], c[1]))
     taken: list[Line] = []
-    for _prio, start, speaker, topic, slot, to, eid in cands:
+    for _prio, start, speaker, topic, slot, to, eid, told in cands:
         variants = _SAY[topic]
-        text = variants[int(rng.integers(len(variants)))].format(slot=slot, to=to)
+        text = variants[int(rng.integers(len(variants)))].format(
+            slot=slot,
+            to=to,
+            look=visual(to) if to else "",
+            pron=BY_NAME[to].pronoun if to else "",
+            me=visual(speaker),
+            what=told,
+            What=told[:1].upper() + told[1:] if told else "",
+        )
+        text = text[:1].upper() + text[1:]
         dur = _line_time(len(text.split()))
         if topic in ("going", "take", "give"):  # an intention ends just before the action starts
             start = script.events[eid].start - 0.2 - dur

@@ -184,7 +184,9 @@ def tvr_queries(rng: np.random.Generator, script: Script, n: int) -> list[dict]:
 
 
 def _distractors(rng, script: Script, answer: Event, exclude: set[str], prefer: list[Event], text) -> list:
-    """Four distinct wrong answers, all events of this video: first `prefer`, then the rest shuffled."""
+    """Four distinct wrong answers, all events of this video: first `prefer` (events that only the order
+    tells apart from the answer), then the rest in random order -- never a fixed share about the
+    answer's own character, which a text-only model would learn to pick."""
     rest = [script.events[i] for i in rng.permutation(len(script.events))]
     chosen: list[Event] = []
     texts = set(exclude) | {text(answer)}
@@ -197,6 +199,18 @@ def _distractors(rng, script: Script, answer: Event, exclude: set[str], prefer: 
     return chosen if len(chosen) == 4 else []
 
 
+def _by_text(items: list, text) -> list[list]:
+    """Items grouped by their answer text, groups in order of first appearance."""
+    groups: dict[str, list] = {}
+    for it in items:
+        groups.setdefault(text(it), []).append(it)
+    return list(groups.values())
+
+
+def _shuffled(rng: np.random.Generator, items: list) -> list:
+    return [items[k] for k in rng.permutation(len(items))]
+
+
 def _qa_record(rng, q: str, answer: str, wrong: list[str], ts: list[float], meta: dict) -> dict:
     answers = [answer, *wrong]
     order = rng.permutation(5)
@@ -204,17 +218,25 @@ def _qa_record(rng, q: str, answer: str, wrong: list[str], ts: list[float], meta
     return {"q": q, "answers": answers, "answer_idx": int(np.argmax(order == 0)), "ts": ts, **meta}
 
 
+# TVQA question kinds and their draw probabilities: next / prev / actor_next hinge on temporal order,
+# who / dialogue do not
+_QA_KINDS = ("next", "prev", "actor_next", "who", "dialogue")
+_QA_MIX = (0.22, 0.18, 0.24, 0.22, 0.14)
+
+
 def tvqa_questions(rng: np.random.Generator, script: Script, n: int) -> list[dict]:
-    """Multiple-choice questions (5 answers). Event questions take their distractors from the
-    video's own events -- the one just before, the same character at other times -- so only the
-    order tells the right answer."""
+    """Multiple-choice questions (5 answers). Order questions take their distractors from the video's
+    own events -- the one on the other side of the anchor, then events of the anchor's scene (the
+    same character at other times for actor_next) -- so only the order tells the right answer, and
+    the wrong answers are about the same characters as often as the right one (no text-only
+    shortcut). who / dialogue questions need no order."""
     ev = script.events
     out: list[dict] = []
     seen: set[str] = set()
     for _ in range(n * 4):
         if len(out) >= n:
             break
-        kind = str(rng.choice(["next", "prev", "actor_next", "dialogue"], p=[0.3, 0.25, 0.3, 0.15]))
+        kind = str(rng.choice(_QA_KINDS, p=_QA_MIX))
         rec = None
         if kind in ("next", "prev"):
             i = int(rng.integers(1, len(ev) - 1)) if len(ev) > 2 else 0
@@ -224,8 +246,9 @@ def tvqa_questions(rng: np.random.Generator, script: Script, n: int) -> list[dic
                 (ev[i], ev[i + 1], ev[i - 1]) if kind == "next" else (ev[i], ev[i - 1], ev[i + 1])
             )
             text = lambda e: sentence(event_phrase(e))  # noqa: E731
-            same_actor = [e for e in ev if e.actor == ans.actor and e.eid != ans.eid]
-            wrong = _distractors(rng, script, ans, {text(anchor)}, [wrong_way, *same_actor[:2]], text)
+            near = [e for e in ev if e.scene == anchor.scene]  # as often about the anchor's actor as `ans`
+            near = [near[k] for k in rng.permutation(len(near))]
+            wrong = _distractors(rng, script, ans, {text(anchor)}, [wrong_way, *near], text)
             if not wrong:
                 continue
             where = "right after" if kind == "next" else "right before"
@@ -239,14 +262,21 @@ def tvqa_questions(rng: np.random.Generator, script: Script, n: int) -> list[dic
                 {"order": True, "events": [anchor.eid, ans.eid], "distractor_events": [e.eid for e in wrong]},
             )
         elif kind == "actor_next":
-            a = _pick(rng, ev)
-            actors = sorted({e.actor for e in ev if e.scene == a.scene and e.start >= a.end} - {a.actor})
-            who = _pick(rng, actors)
-            ans = _next_of(script, who, a) if who else None
-            if ans is None or ans.start - a.end > 8.0:
-                continue
             text = lambda e: sentence(f"It {verb_phrase(e)}")  # noqa: E731
-            same_actor = [e for e in ev if e.actor == who and e.eid != ans.eid]
+            cands = []  # (anchor, answer): the next thing each other character of the scene does
+            for a in ev:
+                for who in sorted(
+                    {e.actor for e in ev if e.scene == a.scene and e.start >= a.end} - {a.actor}
+                ):
+                    ans = _next_of(script, who, a)
+                    if ans is not None and ans.start - a.end <= 8.0:
+                        cands.append((a, ans))
+            if not cands:
+                continue
+            # every answer text equally likely (not the common actions more often than the rare ones)
+            a, ans = _pick(rng, _pick(rng, _by_text(cands, lambda c, text=text: text(c[1]))))
+            who = ans.actor
+            same_actor = [g[0] for g in _shuffled(rng, _by_text([e for e in ev if e.actor == who], text))]
             wrong = _distractors(rng, script, ans, set(), same_actor, text)
             if not wrong:
                 continue
@@ -258,6 +288,23 @@ def tvqa_questions(rng: np.random.Generator, script: Script, n: int) -> list[dic
                 [text(e) for e in wrong],
                 _span(a, ans),
                 {"order": True, "events": [a.eid, ans.eid], "distractor_events": [e.eid for e in wrong]},
+            )
+        elif kind == "who":  # order-free: who does what only one character does in this video
+            ans = _pick(rng, _unique(ev, lambda e: e.key()[1:]))
+            if ans is None:
+                continue
+            # the other characters, those of this video first, each group shuffled
+            cast = {e.actor for e in ev} | {n for sc in script.scenes for n in sc.initial}
+            others = [n for n in sorted(BY_NAME) if n not in (ans.actor, ans.target)]
+            others = [others[k] for k in rng.permutation(len(others))]
+            others = sorted(others, key=lambda n: n not in cast)[:4]
+            rec = _qa_record(
+                rng,
+                f"Who {verb_phrase(ans)}?",
+                sentence(visual(ans.actor)),
+                [sentence(visual(n)) for n in others],
+                _span(ans),
+                {"order": False, "events": [ans.eid], "distractor_events": []},
             )
         else:
             line = _pick(rng, [ln for ln in script.lines if ln.topic in ("feeling", "going")])

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tempovl.data.features import oracle
 from tempovl.data.features.extractors import ConcatExtractor, FrameExtractor, build_extractor
 from tempovl.data.features.store import FeatureWriter
 from tempovl.data.video import iter_windows, probe
@@ -131,20 +132,29 @@ def extract_features(
     videos = [Path(v) for v in videos]
     out = Path(out)
     ids = _video_ids(videos)
-    model = _build(extractor, weights) if isinstance(extractor, str) else extractor
-    if size is not None:
-        set_input_size(model, size)
+    if extractor == oracle.NAME:  # ground truth read from the demo corpus's scripts, not from pixels
+        model = None
+        name, dim = oracle.NAME, oracle.DIM
+    else:
+        model = _build(extractor, weights) if isinstance(extractor, str) else extractor
+        if size is not None:
+            set_input_size(model, size)
+        name, dim = model.name, model.dim
     report = ExtractReport(out=out, total=len(videos))
-    with FeatureWriter(out, model.dim, dtype, interval, model.name, shard_size) as writer:
+    with FeatureWriter(out, dim, dtype, interval, name, shard_size) as writer:
         todo = [(vid, path) for vid, path in zip(ids, videos) if vid not in writer]
         report.skipped = len(videos) - len(todo)
         if report.skipped:
             log.info("resuming %s: %d of %d videos already extracted", out, report.skipped, len(videos))
-        bar = tqdm(todo, desc=f"features {model.name}", unit="video", disable=not progress)
+        bar = tqdm(todo, desc=f"features {name}", unit="video", disable=not progress)
         for vid, path in bar:
             try:
                 info = probe(path)
-                feats = _extract_one(path, model, interval, batch_size)
+                if model is None:
+                    script = oracle.load_script(oracle.script_path(path))
+                    feats = oracle.oracle_features(script, interval, info.duration)
+                else:
+                    feats = _extract_one(path, model, interval, batch_size)
             except InputError as e:
                 report.bad.append({"video": str(path), "id": vid, "error": str(e)})
                 write_json(out / BAD_VIDEOS_FILE, report.bad)

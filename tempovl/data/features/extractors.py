@@ -26,6 +26,7 @@ _BUILTIN_MODULES = (
     "tempovl.data.features.mobilenet",
     "tempovl.data.features.motion",
     "tempovl.data.features.clip",
+    "tempovl.data.features.colour",
 )
 
 
