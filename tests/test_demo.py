@@ -15,6 +15,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "6 steps ->" in first and "4 steps ->" in first and "top hits for 'someone jumps'" in first
+    assert "test video retrieval R@1:" in first and "a random ranking: 50.0 %" in first
     metrics = json.loads((out / "hero-vcmr" / "eval-test" / "metrics.json").read_text())
     assert metrics["split"] == "test" and "VCMR_0.5-r1" in metrics["metrics"]
     assert (out / "hero-vcmr" / "eval-test" / "moments.png").is_file()

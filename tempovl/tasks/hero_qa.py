@@ -17,12 +17,17 @@ HERO appendix A.3 and the official code (linjieli222/HERO ``model/videoQA.py``, 
 * New heads live under ``heads`` and get ``task.head_lr_mult`` (x10) times the learning rate.
 
 Evaluation: accuracy (percent), and when ``annotations/meta.jsonl`` is there (the demo corpus), accuracy
-on order-dependent and order-free questions separately.
+on order-dependent and order-free questions separately; beside chance, ``text_only_accuracy`` (a naive
+Bayes over the candidate texts fit on the train split) and the spread of the predictions
+(``pred_majority``, ``prob_spread``), with a WARNING when they are constant (issue 12: the tiny presets
+collapsed to one answer silently). ``task.train_limit`` trains on the first N items (overfitting checks).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +51,10 @@ from tempovl.tasks.base import Task
 from tempovl.tasks.hero_pretrain import setup_hero
 
 MASK_VALUE = -1e4  # logit at padded frames (the official mask_logits uses a large negative number)
+CONSTANT_MAJORITY = 99.0  # percent of items with the same predicted class/index: a constant predictor
+CONSTANT_SPREAD = 0.01  # prob_spread below this: the predictions do not depend on the input
+
+log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------ shared base
@@ -58,6 +67,56 @@ def flat_accuracy(res: dict) -> dict[str, float]:
         out[f"accuracy_{kind}"] = r["accuracy"]
         out[f"n_{kind}"] = float(r["n"])
     return out
+
+
+def prediction_spread(probs: np.ndarray) -> dict[str, float]:
+    """How far predictions are from constant: ``pred_majority``, the share (percent) of the most frequent
+    predicted class (VIOLIN, probs (N,) = P(entailed)) or candidate index (QA, probs (N, K)), and
+    ``prob_spread``, the std of P(entailed) over items or the mean over questions of max - min candidate
+    probability."""
+    if probs.ndim == 1:
+        pred, spread = (probs > 0.5).astype(np.int64), float(probs.std())
+    else:
+        pred, spread = probs.argmax(-1), float((probs.max(-1) - probs.min(-1)).mean())
+    return {"pred_majority": float(100.0 * np.bincount(pred).max() / len(pred)), "prob_spread": spread}
+
+
+def warn_if_constant(task: str, step: int, spread: dict[str, float], n: int) -> bool:
+    """Log a WARNING when the predictions of an evaluation look constant; returns whether it did."""
+    same = spread["pred_majority"] >= CONSTANT_MAJORITY and n >= 20  # a few items may agree by chance
+    flat = spread["prob_spread"] < CONSTANT_SPREAD
+    if same or flat:
+        log.warning(
+            f"{task}, step {step}: the predictions are constant ({spread['pred_majority']:.1f} % of {n} "
+            f"items predict the same, prob_spread {spread['prob_spread']:.4f}); the model ignores its "
+            "input, so accuracy is chance or the class prior"
+        )
+    return same or flat
+
+
+class TextOnlyBaseline:
+    """Naive Bayes over the word pieces of the candidate texts, fit on the train split: the accuracy a
+    model reaches from the question/answer or statement text alone (no frames, no subtitles).
+
+    Each text is scored by the summed log-ratio of its tokens' frequencies in right vs wrong candidates
+    (add-one smoothing); QA picks the best-scoring candidate, VIOLIN thresholds at the class prior."""
+
+    def __init__(self, texts: Sequence[Sequence[int]], labels: Sequence[int]):
+        right, wrong = Counter(), Counter()
+        for t, y in zip(texts, labels):
+            (right if y else wrong).update(t)
+        n_right, n_wrong = sum(right.values()), sum(wrong.values())
+        vocab = len(set(right) | set(wrong)) + 1
+        self.weight = {
+            tok: math.log((right[tok] + 1) / (n_right + vocab))
+            - math.log((wrong[tok] + 1) / (n_wrong + vocab))
+            for tok in set(right) | set(wrong)
+        }
+        pos = sum(1 for y in labels if y)
+        self.prior = math.log((pos + 1) / (len(labels) - pos + 1))
+
+    def score(self, text: Sequence[int]) -> float:
+        return sum(self.weight.get(tok, 0.0) for tok in text)
 
 
 class HeroDownstreamTask(Task):
@@ -242,11 +301,18 @@ class AppendedTextTask(HeroDownstreamTask):
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
+        if self.c.train_limit is not None and self.c.train_limit < 1:
+            raise ConfigError(f"task.train_limit: need a positive number or null, got {self.c.train_limit}")
         self._datasets: dict[str, Dataset] = {}
+        self._train_batches = 0  # training forward passes, to name the step in warnings
 
     def dataset(self, split: str, subtask: str = "main") -> Dataset:
+        """The items of `split`; ``task.train_limit`` keeps the first N of the train split."""
         if split not in self._datasets:
-            self._datasets[split] = self.dataset_cls(self, split)
+            data = self.dataset_cls(self, split)
+            if split == "train" and self.c.train_limit is not None:
+                data.items = data.items[: self.c.train_limit]
+            self._datasets[split] = data
         return self._datasets[split]
 
     def collate(self, subtask: str = "main") -> Callable[[list], dict]:
@@ -255,6 +321,30 @@ class AppendedTextTask(HeroDownstreamTask):
     def batch_probs(self, out: dict) -> np.ndarray:
         """The task's probabilities for one batch of outputs (rows = items)."""
         raise TypeError(f"{type(self).__name__} must define batch_probs")
+
+    def text_only_predictions(self, split: str) -> tuple[list[int], list[int]] | None:
+        """(predicted, true) labels of `split` from the candidate texts alone (``TextOnlyBaseline``)."""
+        return None
+
+    def steps_seen(self) -> int:
+        """Optimisation steps so far, counted from the training forward passes of this process."""
+        return self._train_batches // max(1, int(self.cfg.get("train", {}).get("grad_accum", 1)))
+
+    def with_diagnostics(self, metrics: dict[str, float], probs: np.ndarray, split: str) -> dict[str, float]:
+        """Evaluation `metrics` plus the spread of `probs` (a WARNING if they are constant) and the
+        text-only baseline's accuracy beside chance (left out if the train split cannot be read)."""
+        if len(probs):
+            spread = prediction_spread(probs)
+            warn_if_constant(f"{self.c.name} ({split})", self.steps_seen(), spread, len(probs))
+            metrics.update(spread)
+        try:
+            text_only = self.text_only_predictions(split)
+        except (InputError, ConfigError, OSError):  # e.g. no train annotations or features
+            text_only = None
+        if text_only is not None and text_only[1]:
+            pred, truth = text_only
+            metrics["text_only_accuracy"] = float(100.0 * np.mean(np.equal(pred, truth)))
+        return metrics
 
     @torch.no_grad()
     def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
@@ -286,6 +376,7 @@ class HeroQAConfig:
     span_loss_weight: float = 0.5  # λ of the span loss: paper 0.5, official config 0.4
     head_lr_mult: float = 10.0
     eval_batch_size: int = 8
+    train_limit: int | None = None  # train on the first N questions only (overfitting checks); None = all
 
 
 def check_qa_record(r: dict, num_answers: int, where: str) -> None:
@@ -356,6 +447,7 @@ class HeroQATask(AppendedTextTask):
         self.init_heads()
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
+        self._train_batches += int(self.training)
         targets, spans = batch["targets"], batch["span_targets"]
         b = targets.shape[0]
         h = fuse_text(self.model, batch)  # (B*K, T, D)
@@ -411,7 +503,16 @@ class HeroQATask(AppendedTextTask):
             question_types=types,
             ids=scored_ids,
         )
-        return flat_accuracy(res)
+        return self.with_diagnostics(flat_accuracy(res), probs[scored], split)
+
+    def text_only_predictions(self, split: str) -> tuple[list[int], list[int]] | None:
+        """Predicted and true answer index of every scored question of `split` from the text alone."""
+        scored = [it for it in self.dataset(split).items if it[3] >= 0]
+        train = [it for it in self.dataset("train").items if it[3] >= 0]
+        nb = TextOnlyBaseline(
+            [t for it in train for t in it[2]], [int(k == it[3]) for it in train for k in range(len(it[2]))]
+        )
+        return [int(np.argmax([nb.score(t) for t in it[2]])) for it in scored], [it[3] for it in scored]
 
     @torch.no_grad()
     def predict_video(
@@ -455,6 +556,7 @@ class HeroViolinConfig:
     max_statement_tokens: int = 40
     head_lr_mult: float = 10.0
     eval_batch_size: int = 16
+    train_limit: int | None = None  # train on the first N statements only (overfitting checks); None = all
 
 
 class ViolinDataset(Dataset):
@@ -502,6 +604,7 @@ class HeroViolinTask(AppendedTextTask):
         self.init_heads()
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
+        self._train_batches += int(self.training)
         h = fuse_text(self.model, batch)  # (B, T, D)
         pooled = self.heads["violin_pool"](h, batch["frame_mask"], dim=1)  # (B, D)
         logits = self.heads["violin_head"](pooled).squeeze(-1)  # (B,)
@@ -525,7 +628,14 @@ class HeroViolinTask(AppendedTextTask):
         pair_ids = [it[1] for it in data.items]
         types = order_types(pair_ids, read_meta(self.data_cfg.corpus, self.annotation_path(split).name))
         res = qa_accuracy([int(p > 0.5) for p in probs], truth, num_choices=2, question_types=types, ids=ids)
-        return flat_accuracy(res)
+        return self.with_diagnostics(flat_accuracy(res), probs, split)
+
+    def text_only_predictions(self, split: str) -> tuple[list[int], list[int]] | None:
+        """Predicted and true label of every statement of `split` from the statement text alone."""
+        train = self.dataset("train").items
+        nb = TextOnlyBaseline([it[3] for it in train], [it[4] for it in train])
+        items = self.dataset(split).items
+        return [int(nb.score(it[3]) + nb.prior > 0) for it in items], [it[4] for it in items]
 
     @torch.no_grad()
     def predict_video(

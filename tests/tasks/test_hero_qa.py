@@ -180,3 +180,43 @@ def test_pretrained_hero_weights_initialise_everything_but_the_heads(qa_task, tm
     save_weights({f"model.{k}": v for k, v in qa_task.model.state_dict().items()}, full)
     missing, unexpected = load_into(fresh, full, strict=False)
     assert unexpected == [] and missing and all(k.startswith("heads.") for k in missing)
+
+
+def test_constant_predictions_are_flagged(caplog):
+    from tempovl.tasks.hero_qa import prediction_spread, warn_if_constant
+
+    flat = prediction_spread(np.full(40, 0.516))  # VIOLIN: the same P(entailed) for every statement
+    assert flat == {"pred_majority": 100.0, "prob_spread": 0.0}
+    with caplog.at_level("WARNING", logger="tempovl.tasks.hero_qa"):
+        assert warn_if_constant("hero-violin (val)", 300, flat, 40)
+    assert "hero-violin (val), step 300: the predictions are constant" in caplog.text
+    qa = prediction_spread(np.full((30, 5), 0.2))  # QA: all candidates scored alike
+    assert qa["prob_spread"] == 0.0 and warn_if_constant("hero-tvqa (val)", 7, qa, 30)
+    caplog.clear()
+    probs = np.random.default_rng(0).uniform(0.0, 1.0, size=40)
+    with caplog.at_level("WARNING", logger="tempovl.tasks.hero_qa"):
+        assert not warn_if_constant("hero-violin (val)", 1, prediction_spread(probs), 40)
+    assert caplog.text == ""
+
+
+def test_evaluation_reports_spread_and_warns_on_a_constant_model(
+    tiny_corpus, tiny_features, tmp_path, hero_tiny_config, caplog
+):
+    task = HeroViolinTask(hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path))
+    with torch.no_grad():  # a head that ignores its input: P(entailed) = 0.5 for every statement
+        task.heads["violin_head"].fc2.weight.zero_()
+        task.heads["violin_head"].fc2.bias.zero_()
+    with caplog.at_level("WARNING", logger="tempovl.tasks.hero_qa"):
+        metrics = task.evaluate("val")
+    assert metrics["prob_spread"] == 0.0 and metrics["pred_majority"] == 100.0
+    assert "hero-violin (val), step 0: the predictions are constant" in caplog.text
+    assert 0.0 <= metrics["text_only_accuracy"] <= 100.0 and metrics["chance_accuracy"] == 50.0
+
+
+def test_train_limit_keeps_the_first_items(tiny_corpus, tiny_features, tmp_path, hero_tiny_config):
+    full = HeroViolinTask(hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path))
+    task = HeroViolinTask(
+        hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path, "task.train_limit=3")
+    )
+    assert task.dataset("train").items == full.dataset("train").items[:3]
+    assert len(task.dataset("val")) == len(full.dataset("val"))  # only the train split is cut
