@@ -309,6 +309,9 @@ class Hitea(nn.Module):
         )
         if "vtc" in on:
             out["vtc_loss"], out["vtc_temp"] = vtc["vtc_loss"], vtc["vtc_temp"]
+            # in-batch video -> text accuracy: the argmax text of each video is one of its positives
+            hit = vtc["pos_mask"].gather(1, vtc["sim_v2t"].argmax(dim=1, keepdim=True))
+            out["vtc_acc"] = hit.float().mean()
         fused_long = None
         if {"vtm", "mtre"} & on:
             fused_long = self.fuse(v_long, text, text_mask)  # the positive pair, reused by MTRE

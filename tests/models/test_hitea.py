@@ -80,6 +80,18 @@ def test_momentum_update_and_enqueue_happen_in_training_steps():
     assert int(model.vtc.queue.ptr) == 3
 
 
+def test_vtc_acc_counts_in_batch_video_to_text_hits_with_shared_pair_ids():
+    """vtc_acc (read by `tempovl learnability`): the share of videos whose arg-max in-batch text is a
+    positive; texts with the same pair id (a repeated SSv2 template) count as hits, not negatives."""
+    torch.manual_seed(0)
+    model = Hitea(tiny_cfg(losses=["vtc"], queue_size=0, momentum=0.0), StubVideo())
+    video_long, ids, mask, _ = batch()
+    out = model(video_long, ids, mask)
+    assert 0.0 <= float(out["vtc_acc"]) <= 1.0 and not out["vtc_acc"].requires_grad
+    same = model(video_long, ids, mask, pair_ids=torch.zeros(3, dtype=torch.long))  # one group
+    assert float(same["vtc_acc"]) == 1.0
+
+
 @pytest.mark.parametrize(
     "losses", [["vtc", "vtm", "mlm", "prefixlm"], ["vtc", "vtm", "mlm", "prefixlm", "cme"], ["vtc", "mtre"]]
 )

@@ -20,7 +20,8 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     ex.add_argument(
         "--extractor",
         default="mobilenet_v2+motion",
-        help="extractor spec, parts joined by '+': mobilenet_v2, motion, random2d, clip:/path (default %(default)s)",
+        help="extractor spec, parts joined by '+': mobilenet_v2, motion, colour, random2d, clip:/path "
+        "(default %(default)s); 'oracle' writes the demo corpus's ground truth instead (an upper bound)",
     )
     ex.add_argument("--interval", type=float, default=1.5, help="seconds per feature-frame (HERO TV: 1.5)")
     ex.add_argument(
