@@ -25,10 +25,14 @@ so every sentence needs its own set of frames and every frame may be used once. 
    frame reaches the Temporal Transformer in time order. `cross_modal_units` builds exactly that list.
 
 Group texts use `Sentence.full_text` (speaker prefix kept), as TVR/TVQA subtitle text does.
+
+This module also holds tempovl's one seconds -> frame conversion: `seconds_to_frames` (a moment's first and
+last frame, the official HERO labels, used by every task) and `num_frames_covering` (frames of a video).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +65,61 @@ class Alignment:
         for g, group in enumerate(self.groups):
             owner[group.frame_ids] = g
         return owner
+
+
+# ------------------------------------------------------------------------ seconds <-> frame indices
+# Frame i of a clip sampled every `interval` seconds covers [i * interval, (i + 1) * interval). The
+# quotient t / interval is rounded to 1e-6 frames before floor / ceil / round, so float error cannot
+# move a boundary: 2.1 / 0.3 = 7.000000000000001 counts as exactly 7.
+_FRAME_DECIMALS = 6
+END_RULES = ("overlap", "nearest")
+
+
+def _frames(t: float, interval: float) -> float:
+    """`t` seconds in frames, rounded to 1e-6 frames (see above)."""
+    if not interval > 0:
+        raise InputError(f"frame interval must be > 0 seconds, got {interval}")
+    return round(t / interval, _FRAME_DECIMALS)
+
+
+def num_frames_covering(duration: float, interval: float) -> int:
+    """Frames sampled every `interval` s that cover [0, duration]: ``ceil(duration / interval)``, at least 1."""
+    return max(1, math.ceil(_frames(duration, interval)))
+
+
+def seconds_to_frames(
+    start: float,
+    end: float,
+    interval: float,
+    num_frames: int,
+    min_frames: int = 2,
+    end_rule: str = "overlap",
+) -> tuple[int, int]:
+    """First and last frame (both inclusive) of the moment [start, end] seconds in a clip of `num_frames`.
+
+    The one seconds -> frame conversion of tempovl, following the official HERO labels
+    (``get_st_ed_label`` in HERO's VCMR / TVQA / TVC data code):
+
+    - start: ``floor(start / interval)``, the frame that contains `start`;
+    - end, ``end_rule="overlap"`` (VCMR, TVQA): ``ceil(end / interval) - 1``, the last frame the moment
+      overlaps; ``end_rule="nearest"`` (TVC): ``round(end / interval) - 1``, so the frame that contains
+      `end` counts only when the moment covers at least half of it (Python's round: halves to even);
+    - at least `min_frames` frames (official VCMR / TVQA: 2, i.e. ``ed >= st + 1``; TVC: 1), then both
+      clamped to ``[0, num_frames - 1]`` with ``ed >= st``.
+
+    Quotients are rounded to 1e-6 frames first (module comment above). Examples at 1.5 s per frame:
+    [3.2, 7.6] -> (2, 5) with "overlap", (2, 4) with "nearest".
+    """
+    if num_frames < 1:
+        raise InputError(f"seconds_to_frames: the clip has no frames (num_frames={num_frames})")
+    if end_rule not in END_RULES:
+        raise InputError(f"seconds_to_frames: end_rule {end_rule!r} is not one of {END_RULES}")
+    last = num_frames - 1
+    q_end = _frames(end, interval)
+    st = min(max(math.floor(_frames(start, interval)), 0), last)
+    ed = (math.ceil(q_end) if end_rule == "overlap" else round(q_end)) - 1
+    ed = min(max(ed, st + max(min_frames, 1) - 1), last)
+    return st, ed
 
 
 def frame_spans(num_frames: int, interval: float) -> np.ndarray:

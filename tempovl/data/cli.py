@@ -7,7 +7,6 @@ tempovl data align SUBS --duration 60 [--interval 1.5]
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 from tempovl.errors import InputError
@@ -55,12 +54,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _align(args: argparse.Namespace) -> int:
-    from tempovl.data.align import align, cross_modal_units, frame_spans
+    from tempovl.data.align import align, cross_modal_units, frame_spans, num_frames_covering
     from tempovl.data.subtitles import read_subtitle_file
 
     if not args.duration > 0:
         raise InputError(f"--duration must be > 0, got {args.duration}")
-    spans = frame_spans(math.ceil(args.duration / args.interval), args.interval)
+    spans = frame_spans(num_frames_covering(args.duration, args.interval), args.interval)
     alignment = align(spans, read_subtitle_file(args.subtitles))
     for unit in cross_modal_units(alignment, spans):
         frames = f"{unit.frame_ids[0]}-{unit.frame_ids[-1]}" if unit.frame_ids else "-"

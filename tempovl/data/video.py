@@ -10,7 +10,6 @@ to `size x size`. A missing, corrupt, truncated or stream-less file raises `Inpu
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tempovl.data.align import num_frames_covering
 from tempovl.errors import InputError
 
 # a decode that stops this far before the declared end of the stream means the file is truncated
@@ -188,7 +188,7 @@ def window_times(duration: float, interval: float, frames_per_window: int) -> tu
         raise InputError(
             f"interval must be > 0 and frames_per_window >= 1 (got {interval}, {frames_per_window})"
         )
-    n = max(1, math.ceil(duration / interval - 1e-6))
+    n = num_frames_covering(duration, interval)
     starts = np.arange(n, dtype=np.float64) * interval
     spans = np.stack([starts, starts + interval], axis=1)  # (N, 2)
     ends = np.minimum(spans[:, 1], max(duration, 1e-6))

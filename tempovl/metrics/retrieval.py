@@ -11,6 +11,10 @@ with score >= best relevant score}``. A collapsed model that gives every item th
 gets the worst rank instead of a perfect R@1. ``ties="optimistic"`` counts only strictly higher
 scores (``rank = 1 + #{non-relevant with score > best}``), which is what argsort-based code such as
 CLIP4Clip's gives when the relevant item happens to sort first. Without ties both agree.
+
+This is tempovl's one R@K: every task (retrieval fine-tuning, HERO and HiTeA pre-training's held-out
+retrieval) reports it in percent with the default pessimistic ties; ``"optimistic"`` is only there to
+reproduce numbers of external code.
 """
 
 from __future__ import annotations

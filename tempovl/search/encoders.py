@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import math
 import os
 import threading
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from tempovl.data.align import num_frames_covering
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError
 
@@ -237,7 +237,7 @@ class SubtitleEncoder:
 
     def frame_spans(self, duration: float) -> np.ndarray:
         """(T, 2) spans of the fixed-rate frames covering [0, duration]."""
-        num = max(1, math.ceil(duration / self.frame_interval - 1e-6))
+        num = num_frames_covering(duration, self.frame_interval)
         starts = np.arange(num, dtype=np.float64) * self.frame_interval  # (T,)
         return np.stack([starts, np.minimum(starts + self.frame_interval, duration)], axis=1)  # (T, 2)
 

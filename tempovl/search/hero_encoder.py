@@ -91,6 +91,8 @@ class HeroEncoder:
         self.hidden = int(task.model.cfg.hidden)
         self.dim = self.hidden + 2
         self.max_frames = int(task.data_cfg.max_frames)
+        # the task's span-length window, so that `tempovl search` decodes moments as `tempovl evaluate`
+        self.span_frames = (int(task.c.min_span_frames), int(task.c.max_span_frames))
         self.spec = f"{self.name}:{self.checkpoint}"
         settings = f"{weights_sha256}|{extractor}|{self.frame_interval}|{size}|{NORM_SCALE}"
         self.fingerprint = hashlib.sha256(settings.encode()).hexdigest()[:16]

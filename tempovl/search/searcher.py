@@ -3,9 +3,13 @@
 1. The query is encoded once; faiss returns its top frames (exact IndexFlatIP, or the approximate
    index). A video's global score is the max over its frames of the query-frame similarity.
 2. The `top_videos` best videos (score, then video id, so ties are deterministic) are kept.
-3. Inside each, the encoder gives start/end probabilities over frames; every span [i, j] with
-   i <= j and a length of at most `max_moment_s` gets st[i] * ed[j], and its `per_video` best spans
-   become candidates ranked by exp(video_temperature * video_score) * st[i] * ed[j] (TVR/HERO:
+3. Inside each, the encoder gives start/end probabilities over frames and the decoder of
+   `tempovl evaluate` (tempovl.metrics.spans.top_spans) ranks every span [i, j] (frames, inclusive)
+   allowed by the span-length window min_span_frames <= j - i < max_span_frames by st[i] * ed[j].
+   The window is the checkpoint task's (`encoder.span_frames`, as `tempovl evaluate` uses it) or,
+   for an encoder without one, any span from a single frame up; either way capped so that a moment
+   lasts at most `max_moment_s`. The video's `per_video` best spans become candidates ranked by
+   exp(video_temperature * video_score) * st[i] * ed[j] (TVR/HERO:
    the video score times the moment probability, so a moment in a better video ranks higher). The
    reported score is its log divided by video_temperature: video_score + log(st * ed) / temperature,
    the same order on a readable scale (the video's cosine minus a localisation penalty).
@@ -21,9 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from tempovl.errors import InputError
+from tempovl.errors import ConfigError, InputError
 from tempovl.metrics.moment import nms_moments
+from tempovl.metrics.spans import span_window, top_spans
 from tempovl.search.encoders import MomentEncoder, build_encoder
 from tempovl.search.index import IndexData, build_faiss, check_encoder
 
@@ -51,6 +57,7 @@ class Searcher:
     """Search an index folder: `Searcher(index_dir).search("where does Dana say hello", k=10)`.
 
     `encoder` defaults to the one recorded in the index manifest; one given explicitly must match it.
+    `min_span_frames` / `max_span_frames` override the span-length window (module docstring, step 3).
     Thread-safe for concurrent `search` calls; results are deterministic.
     """
 
@@ -64,6 +71,8 @@ class Searcher:
         video_temperature: float = 20.0,
         nprobe: int = 16,
         context_s: float = 5.0,
+        min_span_frames: int | None = None,
+        max_span_frames: int | None = None,
     ):
         self.index_dir = Path(index_dir)
         self.data = IndexData.load(self.index_dir)
@@ -76,6 +85,7 @@ class Searcher:
         self.video_temperature = video_temperature
         self.nprobe = nprobe
         self.context_s = context_s
+        self.min_span_frames, self.max_span_frames = self._span_frames(min_span_frames, max_span_frames)
         self._exact = build_faiss("exact", self.data.frame_embs)
         self._approx = None
         self._lock = threading.Lock()
@@ -115,28 +125,39 @@ class Searcher:
         want = min(self.top_videos, self.num_videos)
         return rank_videos(index, query_vec, self.data.frame_video, want, nprobe=self.nprobe)
 
+    def _span_frames(self, min_frames: int | None, max_frames: int | None) -> tuple[int, int]:
+        """The span-length window (min, max): min <= j - i < max (module docstring, step 3)."""
+        spans = self.data.frame_spans
+        interval = float((spans[:, 1] - spans[:, 0]).max()) if len(spans) else 1.0  # fixed-rate frames
+        fit = max(1, math.floor(round(self.max_moment_s / interval, 6)))  # frames in max_moment_s
+        own = getattr(self.encoder, "span_frames", None) or (0, fit)
+        lo = int(own[0] if min_frames is None else min_frames)
+        hi = min(int(own[1] if max_frames is None else max_frames), fit)
+        if not 0 <= lo < hi:
+            raise ConfigError(
+                f"search: no moment fits the span-length window {lo} <= last - first frame < {hi} "
+                f"(max_moment_s {self.max_moment_s} s = {fit} frames of {interval} s)"
+            )
+        return lo, hi
+
     def _moments(self, query_vec: np.ndarray, video: int, video_score: float) -> list[list[float]]:
         """The `per_video` best [video, start, end, score] rows of one video."""
         lo, hi = self.data.video_offsets[video], self.data.video_offsets[video + 1]
         frame_embs = self.data.frame_embs[lo:hi]  # (T, d)
         spans = self.data.frame_spans[lo:hi].astype(np.float64)  # (T, 2)
         st_probs, ed_probs = self.encoder.localize(query_vec, frame_embs)
-        pair = np.outer(st_probs, ed_probs)  # (T, T): start i, end j
-        length = spans[None, :, 1] - spans[:, None, 0]  # (T, T) seconds from start i to end j
-        valid = np.triu(np.ones_like(pair, dtype=bool)) & (length <= self.max_moment_s + 1e-6)
-        valid |= np.eye(len(pair), dtype=bool)  # a single frame is always a valid moment
-        pair = np.where(valid, pair, -1.0).reshape(-1)  # (T * T,)
-        top = np.argsort(-pair, kind="stable")[: self.per_video]
-        top = top[pair[top] >= 0]
-        num = len(spans)
+        st = torch.as_tensor(np.asarray(st_probs, dtype=np.float64)).view(1, 1, -1)  # (T,) -> (1, 1, T)
+        ed = torch.as_tensor(np.asarray(ed_probs, dtype=np.float64)).view(1, 1, -1)
+        window = span_window(len(spans), self.min_span_frames, self.max_span_frames)  # (T, T)
+        scores, _, st_idx, ed_idx = top_spans(st, ed, window, self.per_video)  # (1, n) each
         return [
             [
                 float(video),
-                float(spans[t // num, 0]),
-                float(spans[t % num, 1]),
-                video_score + math.log(max(pair[t], 1e-300)) / self.video_temperature,
+                float(spans[i, 0]),
+                float(spans[j, 1]),
+                video_score + math.log(max(p, 1e-300)) / self.video_temperature,
             ]
-            for t in top
+            for p, i, j in zip(scores[0].tolist(), st_idx[0].tolist(), ed_idx[0].tolist())
         ]
 
     def search(self, query: str, k: int = 10, approx: bool = False) -> list[Hit]:

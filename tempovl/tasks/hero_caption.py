@@ -16,7 +16,6 @@ METEOR, ROUGE-L and CIDEr-D from :func:`tempovl.metrics.caption_scores` (coco-ca
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvc
 from tempovl.data.hero_data import TextSpecials, pad_frames
 from tempovl.data.subtitles import Sentence
@@ -61,10 +61,10 @@ class HeroCaptionConfig:
 
 
 def moment_frames(ts: Sequence[float], num_frames: int, interval: float) -> tuple[int, int]:
-    """Frames [st, ed) of a moment (official TVC ``get_st_ed_label``), kept inside the clip."""
-    st = min(math.floor(ts[0] / interval), num_frames - 1)
-    ed = min(max(round(ts[1] / interval), st + 1), num_frames)
-    return st, ed
+    """Frames [st, ed) (end exclusive) of a moment in seconds, kept inside the clip: the official TVC rule
+    (end frame by rounding, at least one frame) of :func:`tempovl.data.align.seconds_to_frames`."""
+    st, last = seconds_to_frames(ts[0], ts[1], interval, num_frames, min_frames=1, end_rule="nearest")
+    return st, last + 1
 
 
 class CaptionDecoder(nn.Module):

@@ -7,71 +7,33 @@
   ``min_len <= j - i < max_len`` (in frames; ``j`` is the last frame, inclusive).
 * Video corpus moment retrieval (VCMR): the same product on each of the top ``max_videos`` videos of VR,
   multiplied by that video's ``exp(alpha * s)``, ranked across videos.
+* Spans are ranked by :func:`tempovl.metrics.spans.top_spans` within the window of
+  :func:`tempovl.metrics.spans.span_window` (re-exported here), the decoder that ``tempovl search`` uses too.
 * Frame indices become seconds as ``[i * interval, (j + 1) * interval]``; NMS (optional, tIoU 0.5) runs
   per video with :func:`tempovl.metrics.nms_moments` / :func:`tempovl.metrics.temporal_nms`.
 
-Also :func:`span_target` (training targets from seconds) and :func:`plot_moments` (the paper's Figure 2
-style timeline of predicted vs true moments).
+Training targets come from seconds by :func:`tempovl.data.align.seconds_to_frames`. Also
+:func:`plot_moments` (the paper's Figure 2 style timeline of predicted vs true moments).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from tempovl.data.align import seconds_to_frames
 from tempovl.io import atomic_path
 from tempovl.metrics import nms_moments, temporal_nms
-
-
-def span_target(start: float, end: float, interval: float, num_frames: int) -> tuple[int, int]:
-    """Official start/end frame labels of a moment in seconds: ``floor(st / interval)`` and
-    ``max(ceil(ed / interval) - 1, st_idx + 1)``, both clipped to the clip's last frame."""
-    last = max(num_frames - 1, 0)
-    st = min(math.floor(start / interval), last)
-    ed = min(max(math.ceil(end / interval - 1e-6) - 1, st + 1), last)
-    return st, ed
-
-
-def span_window(num_frames: int, min_len: int, max_len: int, device=None) -> torch.Tensor:
-    """(T, T) bool: span (i, j) is allowed when ``min_len <= j - i < max_len`` (official length mask)."""
-    idx = torch.arange(num_frames, device=device)
-    length = idx[None, :] - idx[:, None]  # (T, T): j - i
-    return (length >= min_len) & (length < max_len)
+from tempovl.metrics.spans import span_window as span_window  # re-exported: the shared decoder
+from tempovl.metrics.spans import top_spans as top_spans
 
 
 def span_probs(start_logits: torch.Tensor, end_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax over frames of start/end logits (..., T); padded frames carry -1e4 and get ~0."""
     return start_logits.float().softmax(dim=-1), end_logits.float().softmax(dim=-1)
-
-
-def top_spans(
-    st_probs: torch.Tensor,
-    ed_probs: torch.Tensor,
-    window: torch.Tensor,
-    top_n: int,
-    video_scores: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Best spans of each query over K candidate videos.
-
-    st_probs, ed_probs (Q, K, T); window (T, T) bool; video_scores (Q, K) or None (= 1).
-    Returns (scores, video_k, st_idx, ed_idx), each (Q, n), best first, with n = min(top_n, K * number
-    of allowed spans): only spans inside the window are returned. ``video_k`` indexes the K candidates.
-    """
-    q, k, t = st_probs.shape
-    prod = st_probs[:, :, :, None] * ed_probs[:, :, None, :]  # (Q, K, T, T)
-    if video_scores is not None:
-        prod = prod * video_scores[:, :, None, None]
-    prod = prod.masked_fill(~window[None, None], -1.0)  # below every allowed span, never returned
-    flat = prod.reshape(q, k * t * t)  # (Q, K, T, T) -> (Q, K*T*T)
-    scores, index = flat.topk(min(top_n, k * int(window.sum())), dim=1)
-    video_k = index // (t * t)
-    st_idx = (index % (t * t)) // t
-    ed_idx = index % t
-    return scores, video_k, st_idx, ed_idx
 
 
 def to_seconds(st_idx: int, ed_idx: int, interval: float) -> tuple[float, float]:
@@ -146,11 +108,11 @@ def didemo_moment_scores(
     """Scores (Q, M) of DiDeMo's candidate moments (inclusive 5-s segments) from frame probabilities.
 
     A moment (s, e) covers seconds ``[seg * s, seg * (e + 1)]``; its frames come from
-    :func:`span_target` and its score is ``P_st(first frame) * P_ed(last frame)``.
+    :func:`tempovl.data.align.seconds_to_frames` and its score is ``P_st(first frame) * P_ed(last frame)``.
     """
     q, t = st_probs.shape
     out = np.zeros((q, len(moments)), dtype=np.float64)
     for m, (s, e) in enumerate(moments):
-        i, j = span_target(seg * s, seg * (e + 1), interval, t)
+        i, j = seconds_to_frames(seg * s, seg * (e + 1), interval, t)
         out[:, m] = st_probs[:, i] * ed_probs[:, j]
     return out

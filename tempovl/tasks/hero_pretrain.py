@@ -7,7 +7,8 @@ the official config's MLM 2 : MNCE 2 : FOM 1 : VSM 2; MFFR is available with rat
 ``evaluate("val")`` gives the held-out loss of every trained sub-task with a fixed masking / shuffling /
 query seed (so numbers are comparable over training), and VSM retrieval on the split: each clip's query
 sentences are held out of its subtitle input and ranked against every clip of the split by the global
-(max-pooled cosine) score; R@1/5/10 next to the chance level K / number of clips.
+(max-pooled cosine) score; R@1/5/10 (percent, ties counted against the query, by
+``tempovl.metrics.retrieval``) next to the chance level 100 * K / number of clips.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from tempovl.data.hero_data import SUBTASKS, DataConfig, HeroClipDataset, HeroCo
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.engine.distributed import all_gather_with_grad, all_reduce_max, get_rank, get_world_size
 from tempovl.errors import ConfigError
+from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
 from tempovl.models.hero import Hero
 from tempovl.objectives.contrastive import MNCELoss
-from tempovl.objectives.masked import IGNORE, MFFRLoss, MLMLoss
+from tempovl.objectives.masked import IGNORE, MFFR_LOSSES, MFFRLoss, MLMLoss
 from tempovl.objectives.matching import VSMLoss, vsm_global_scores
 from tempovl.objectives.order import FOMLoss
 from tempovl.registry import build_model, register_task
@@ -49,6 +51,10 @@ class HeroPretrainConfig:
     vsm_local_weight: float = 0.01  # λ1
     vsm_global_weight: float = 8.0  # λ2
     mnce_temperature: float = 1.0
+    # MFFR loss: "mse" (default: squared error averaged over frames and dims, what this task has always
+    # trained with, so earlier runs stay comparable; MFFR is off in the official ratios anyway) or "l2"
+    # (the official HERO training loss: each masked frame's L2 distance, averaged over frames)
+    mffr_loss: str = "mse"
     eval_batch_size: int = 8
     eval_seed: int = 0  # fixes masking, shuffling and query choice in evaluate()
     eval_retrieval: bool = True
@@ -123,7 +129,9 @@ class HeroPretrainTask(Task):
         setup_hero(self, cfg)
         # F-TRM overrides encode(): its token outputs need the whole flat pass, Hero's only the cross-modal one
         self.mlm_cross_only = type(self.model).encode is Hero.encode
-        self.mlm_loss, self.mffr_loss, self.fom_loss = MLMLoss(), MFFRLoss(), FOMLoss()
+        if self.c.mffr_loss not in MFFR_LOSSES:
+            raise ConfigError(f"task.mffr_loss: {self.c.mffr_loss!r} is not one of {', '.join(MFFR_LOSSES)}")
+        self.mlm_loss, self.mffr_loss, self.fom_loss = MLMLoss(), MFFRLoss(self.c.mffr_loss), FOMLoss()
         self.mnce_loss = MNCELoss(self.c.mnce_temperature)
         self.vsm_loss = VSMLoss(self.c.vsm_margin, self.c.vsm_local_weight, self.c.vsm_global_weight)
         self._datasets: dict[str, HeroClipDataset] = {}
@@ -253,7 +261,7 @@ class HeroPretrainTask(Task):
     @torch.no_grad()
     def evaluate(self, split: str = "val") -> dict[str, float]:
         """Held-out loss per trained sub-task (fixed seed), their ratio-weighted mean ``loss``, and VSM
-        retrieval R@1/5/10 with chance levels."""
+        retrieval R@1/5/10 with chance levels (percent, as every tempovl recall)."""
         was_training = self.training
         self.eval()
         data = self.clips(split)
@@ -301,12 +309,13 @@ class HeroPretrainTask(Task):
         frames = torch.stack([F.pad(f, (0, 0, 0, t - f.shape[0])) for f in clip_frames])  # (Nv, T, D)
         masks = torch.stack([F.pad(m, (0, t - m.shape[0])) for m in clip_masks])  # (Nv, T)
         scores = vsm_global_scores(torch.cat(queries), frames, masks).cpu()  # (Nq, Nv)
-        target = torch.cat(query_clip)
-        pos = scores.gather(1, target[:, None])
-        rank = (scores > pos).sum(1)  # 0 = the query's own clip scores highest
+        target = torch.cat(query_clip).tolist()
         n_clips = scores.shape[1]
+        ks = (1, 5, 10)
+        recall = recall_metrics(ranks_from_scores(scores, target), ks)  # percent, pessimistic ties
+        chance = chance_recall(target, n_clips, ks)
         out = {"vsm_queries": float(len(target)), "vsm_clips": float(n_clips)}
-        for k in (1, 5, 10):
-            out[f"vsm_r{k}"] = float((rank < k).float().mean())
-            out[f"vsm_chance_r{k}"] = min(k, n_clips) / n_clips
+        for k in ks:
+            out[f"vsm_r{k}"] = recall[f"R@{k}"]
+            out[f"vsm_chance_r{k}"] = chance[f"R@{k}"]
         return out

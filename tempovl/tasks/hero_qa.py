@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from tempovl.config import from_dict
+from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvqa, read_violin
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, clip_units, pad_frames
 from tempovl.data.subtitles import Sentence
@@ -282,13 +283,11 @@ def fuse_text(model: Hero, batch: dict) -> torch.Tensor:
 
 
 def span_frames(span: Sequence[float] | None, num_frames: int, interval: float) -> tuple[int, int]:
-    """Start/end frame of a TVQA ``ts`` (official ``get_st_ed_label``); (-1, -1) when there is none."""
+    """Start/end frame (inclusive) of a TVQA ``ts`` by :func:`tempovl.data.align.seconds_to_frames` (the
+    official ``get_st_ed_label``); (-1, -1) when the question has no span."""
     if span is None:
         return -1, -1
-    last = num_frames - 1
-    st = min(math.floor(span[0] / interval), last)
-    ed = min(max(math.ceil(span[1] / interval) - 1, st + 1), last)
-    return st, ed
+    return seconds_to_frames(span[0], span[1], interval, num_frames)
 
 
 # -------------------------------------------------------------------------------------------- TVQA

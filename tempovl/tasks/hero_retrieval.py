@@ -47,7 +47,7 @@ from tempovl.io import atomic_open, write_json, write_jsonl
 from tempovl.metrics import DIDEMO_MOMENTS, didemo_eval, eval_tvr, rank_didemo_moments, retrieval_metrics
 from tempovl.metrics.moment import tvr_table
 from tempovl.models.hero import Hero
-from tempovl.objectives.matching import hinge_both_ways, vsm_global_scores
+from tempovl.objectives.matching import global_terms, hard_hinge, local_ce, vsm_global_scores
 from tempovl.registry import build_model, register_task
 from tempovl.tasks import hero_moments as hm
 from tempovl.tasks.base import Task
@@ -57,7 +57,6 @@ from tempovl.tasks.hero_retrieval_data import (
     QueryVideos,
     RetrievalCollate,
     chunks,
-    hard_hinge,
     mode_span,
     pad_queries,
     video_batch,
@@ -86,7 +85,9 @@ class HeroRetrievalConfig:
         }
     )  # split -> annotation file (relative to data.corpus, or absolute)
     queries_per_video: int = 5
-    margin: float = 0.1
+    global_loss: str = "hinge"  # "hinge" (the paper) or "nce" (symmetric InfoNCE; see objectives.matching)
+    margin: float = 0.1  # hinge margin
+    temperature: float = 0.05  # nce temperature
     local_weight: float = 0.01  # λ1 (0 for clip-level tasks)
     global_weight: float = 8.0  # λ2
     drop_local_prob: float = 0.0  # official TVR: 0.8
@@ -148,6 +149,8 @@ class HeroRetrievalTask(Task):
             frozen += ["vsm_query_proj", "vsm_start", "vsm_end"]
         for name in frozen:  # pre-training heads unused here: no gradient (and no DDP unused-parameter error)
             self.model.get_submodule(name).requires_grad_(False)
+        if self.c.global_loss not in ("hinge", "nce"):
+            raise ConfigError(f"task.global_loss: must be 'hinge' or 'nce', got {self.c.global_loss!r}")
         if self.c.queries_per_video < 1:
             raise ConfigError(f"task.queries_per_video: must be >= 1, got {self.c.queries_per_video}")
         if not 0 <= self.c.min_span_frames < self.c.max_span_frames:
@@ -235,10 +238,7 @@ class HeroRetrievalTask(Task):
         loss = query.new_zeros(())
         if self.kind == "moment" and c.local_weight > 0:
             start, end = self.model.vsm_local_logits(query, frames[qv], frame_mask[qv])  # (Nq, T) each
-            targets = batch["span_targets"]
-            local = F.cross_entropy(start.float(), targets[:, 0], ignore_index=-1) + F.cross_entropy(
-                end.float(), targets[:, 1], ignore_index=-1
-            )
+            local = local_ce(start, end, batch["span_targets"])
             keep = 1.0
             if self.training and c.drop_local_prob > 0:  # official drop_svmr_prob; graph kept for DDP
                 keep = float(torch.rand(()) >= c.drop_local_prob)
@@ -249,14 +249,17 @@ class HeroRetrievalTask(Task):
             if get_world_size() > 1:  # in-batch negatives from every rank
                 query, frames, frame_mask, qv = HeroPretrainTask._gather(query, frames, frame_mask, qv)
         scores = vsm_global_scores(query, frames, frame_mask)  # (Nq, Nv)
-        if scores.shape[1] > 1:
-            hard = c.hard_negative and self.training and int(self.train_forwards) > c.hard_negative_start
-            if hard:
-                neg_ctx, neg_q = hard_hinge(scores, qv, c.margin, c.hard_pool_size, c.hard_neg_weight)
-            else:
-                neg_ctx, neg_q = hinge_both_ways(scores, qv, c.margin)
-            loss = loss + c.global_weight * (neg_ctx + neg_q)
-            outputs.update(vsm_neg_ctx=neg_ctx.detach(), vsm_neg_q=neg_q.detach())
+        hard = c.hard_negative and self.training and int(self.train_forwards) > c.hard_negative_start
+        neg_ctx, neg_q = global_terms(
+            scores,
+            qv,
+            c.global_loss,
+            c.margin,
+            c.temperature,
+            (c.hard_pool_size, c.hard_neg_weight) if hard else None,
+        )
+        loss = loss + c.global_weight * (neg_ctx + neg_q)
+        outputs.update(vsm_neg_ctx=neg_ctx.detach(), vsm_neg_q=neg_q.detach())
         outputs["vsm_loss"] = loss
         outputs["vsm_acc"] = (scores.argmax(-1) == qv).float().mean()
         return outputs

@@ -1,5 +1,5 @@
-"""Data side of HERO retrieval: queries, training items (a clip with its queries), batches, and the
-official hard-negative hinge. Used by :mod:`tempovl.tasks.hero_retrieval`."""
+"""Data side of HERO retrieval: queries, training items (a clip with its queries) and batches. Used by
+:mod:`tempovl.tasks.hero_retrieval`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from tempovl.data.align import seconds_to_frames
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames
 from tempovl.models.hero import pack_clips
-from tempovl.tasks import hero_moments as hm
 
 
 @dataclass
@@ -70,7 +69,7 @@ class QueryVideos(Dataset):
         position = {v: i for i, v in enumerate(clips.vids)}
         for q in queries:
             t = clips.num_frames[position[q.vid]]
-            target = (-1, -1) if q.train_span is None else hm.span_target(*q.train_span, interval, t)
+            target = (-1, -1) if q.train_span is None else seconds_to_frames(*q.train_span, interval, t)
             by_vid.setdefault(q.vid, []).append((encode(q.text), target))
         self.index = [i for i, v in enumerate(clips.vids) if v in by_vid]
         self.by_vid = by_vid
@@ -104,26 +103,3 @@ class RetrievalCollate:
         batch["span_targets"] = torch.tensor(targets, dtype=torch.long)  # (Nq, 2)
         batch["query_video"] = torch.tensor(query_video, dtype=torch.long)  # (Nq,)
         return batch
-
-
-def hard_hinge(
-    scores: torch.Tensor, query_video: torch.Tensor, margin: float, pool: int, weight: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Official hard-negative hinge: negatives sorted hardest first, the first `pool` weighted `weight`,
-    the others 0.1; averaged over each row's negatives, then over rows. scores (Nq, Nv)."""
-    nq, nv = scores.shape
-    pos = scores.gather(1, query_video[:, None])  # (Nq, 1)
-
-    def weighted(neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        neg = neg.masked_fill(~valid, -1e4)
-        order = neg.argsort(dim=1, descending=True)
-        neg, valid = neg.gather(1, order), valid.gather(1, order)
-        w = torch.full_like(neg, 0.1)
-        w[:, :pool] = weight
-        loss = (margin + neg - pos).clamp(min=0) * w * valid
-        return (loss.sum(1) / valid.sum(1).clamp(min=1)).mean()
-
-    other_video = ~F.one_hot(query_video, nv).bool()  # (Nq, Nv)
-    pair = scores.t()[query_video]  # (Nq, Nq'): s(q', v_q)
-    other_query = query_video[None, :] != query_video[:, None]
-    return weighted(scores, other_video), weighted(pair, other_query)

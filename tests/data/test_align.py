@@ -10,7 +10,9 @@ from tempovl.data.align import (
     align,
     cross_modal_units,
     frame_spans,
+    num_frames_covering,
     overlap_and_tiou,
+    seconds_to_frames,
     unmatched_runs,
 )
 from tempovl.data.subtitles import Sentence
@@ -206,3 +208,57 @@ def test_real_video_with_handwritten_srt(tmp_path, capsys):
     assert main(["data", "align", str(srt), "--duration", str(duration)]) == 0
     out = capsys.readouterr().out
     assert "2 groups, 2 unmatched frames of 4" in out and "(no subtitle)" in out
+
+
+# ---------------------------------------------------------------------- seconds -> frame indices
+def test_seconds_to_frames_follows_the_official_vcmr_labels():
+    """(moved from tests/tasks/test_hero_retrieval.py, where it tested hero_moments.span_target)"""
+    assert seconds_to_frames(3.2, 7.6, 1.0, 100) == (3, 7)  # the official docstring's example
+    assert seconds_to_frames(3.0, 3.5, 1.0, 100) == (3, 4)  # at least two frames: ed >= st + 1
+    assert seconds_to_frames(3.2, 7.6, 1.0, 5) == (3, 4)  # clipped to the last frame
+    assert seconds_to_frames(6.3, 16.2, 1.5, 40) == (4, 10)
+
+
+def test_seconds_to_frames_tvc_rule_rounds_the_end():
+    # [3.2, 7.6] s at 1.5 s: end 5.07 frames -> last frame 5 (overlap) or 4 (nearest: frame 5 is 7 % covered)
+    assert seconds_to_frames(3.2, 7.6, 1.5, 100) == (2, 5)
+    assert seconds_to_frames(3.2, 7.6, 1.5, 100, min_frames=1, end_rule="nearest") == (2, 4)
+    assert seconds_to_frames(3.0, 3.1, 1.5, 100, min_frames=1, end_rule="nearest") == (2, 2)  # one frame
+    assert seconds_to_frames(40.0, 50.0, 1.5, 10, min_frames=1, end_rule="nearest") == (9, 9)
+
+
+def test_seconds_to_frames_is_robust_to_float_error():
+    """2.1 / 0.3 = 7.000000000000001 and 0.7 / 0.1 = 6.999999999999999: both are exactly 7 frames."""
+    assert 2.1 / 0.3 > 7 and 0.7 / 0.1 < 7
+    assert seconds_to_frames(0.0, 2.1, 0.3, 100) == (0, 6)  # frames 0..6 end at 2.1 s
+    assert seconds_to_frames(0.0, 2.1, 0.3, 100, min_frames=1, end_rule="nearest") == (0, 6)
+    assert seconds_to_frames(0.7, 1.5, 0.1, 100) == (7, 14)  # 0.7 s is where frame 7 starts
+    assert num_frames_covering(2.1, 0.3) == 7 and num_frames_covering(2.11, 0.3) == 8
+    assert num_frames_covering(0.0, 1.5) == 1  # at least one frame
+
+
+def test_seconds_to_frames_clamps_and_keeps_end_after_start():
+    assert seconds_to_frames(-2.0, 3.0, 1.5, 10) == (0, 1)  # a start before the clip is frame 0
+    assert seconds_to_frames(20.0, 30.0, 1.5, 10) == (9, 9)  # past the clip: the last frame
+    assert seconds_to_frames(6.0, 3.0, 1.5, 10, min_frames=1) == (4, 4)  # end before start: one frame
+    assert seconds_to_frames(0.0, 100.0, 1.5, 1) == (0, 0)
+
+
+def test_seconds_to_frames_bad_input():
+    with pytest.raises(InputError, match="no frames"):
+        seconds_to_frames(0.0, 1.0, 1.5, 0)
+    with pytest.raises(InputError, match="end_rule"):
+        seconds_to_frames(0.0, 1.0, 1.5, 10, end_rule="floor")
+    with pytest.raises(InputError, match="interval must be > 0"):
+        seconds_to_frames(0.0, 1.0, 0.0, 10)
+
+
+def test_every_task_converts_seconds_with_the_same_rule():
+    """TVQA and TVC labels come from seconds_to_frames: same float-robust boundaries (issue 14)."""
+    from tempovl.tasks.hero_caption import moment_frames
+    from tempovl.tasks.hero_qa import span_frames
+
+    assert span_frames([0.0, 2.1], 100, 0.3) == seconds_to_frames(0.0, 2.1, 0.3, 100) == (0, 6)
+    assert span_frames([0.7, 1.5], 100, 0.1) == (7, 14)
+    assert moment_frames([0.0, 2.1], 100, 0.3) == (0, 7)  # [st, ed): frames 0..6
+    assert moment_frames([0.7, 1.5], 100, 0.1) == (7, 15)

@@ -9,7 +9,13 @@ import torch
 
 from tempovl.objectives.contrastive import MNCELoss
 from tempovl.objectives.masked import MFFRLoss, MLMLoss, mask_tokens
-from tempovl.objectives.matching import VSMLoss, hinge_both_ways, vsm_global_scores
+from tempovl.objectives.matching import (
+    VSMLoss,
+    global_terms,
+    hinge_both_ways,
+    nce_both_ways,
+    vsm_global_scores,
+)
 from tempovl.objectives.order import FOMLoss, shuffle_frames
 
 
@@ -53,6 +59,21 @@ def test_mffr_hand_computed():
     assert MFFRLoss()(pred, target, masked).item() == pytest.approx((1 + 4) / 2)
 
 
+def test_mffr_mse_and_l2_hand_computed():
+    """mse: mean over frames and dims; l2 (official HERO training loss): mean over frames of the L2 distance."""
+    pred = torch.tensor([[[1.0, 2.0], [0.0, 0.0], [9.0, 9.0]]])  # (B=1, T=3, F=2)
+    target = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]]])
+    masked = torch.tensor([[True, True, False]])
+    assert MFFRLoss("mse")(pred, target, masked).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
+    assert MFFRLoss("l2")(pred, target, masked).item() == pytest.approx((5**0.5 + 5.0) / 2)
+    assert MFFRLoss("l2")(pred[masked], target, masked).item() == pytest.approx((5**0.5 + 5.0) / 2)
+    exact = pred.clone().requires_grad_()
+    MFFRLoss("l2")(exact, exact.detach(), masked).backward()  # zero error: a zero gradient, not NaN
+    assert torch.equal(exact.grad, torch.zeros_like(exact))
+    with pytest.raises(ValueError, match="MFFR loss 'l1'"):
+        MFFRLoss("l1")
+
+
 def test_mnce_hand_computed_and_padding_is_never_a_negative():
     pred = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]])  # frame 0 masked, 1 unmasked, 2 padding
     target = torch.tensor([[[2.0, 0.0], [5.0, 5.0], [0.0, 0.0]]])
@@ -80,6 +101,32 @@ def test_vsm_hinge_hand_computed():
     assert neg_ctx.item() == pytest.approx(0.025, rel=1e-5)
     # clip 0, q0 vs q1: max(0, .1 + .2 - .9) = 0; clip 1, q1 vs q0: max(0, .1 + .85 - .5) = .45
     assert neg_q.item() == pytest.approx(0.225, rel=1e-5)
+
+
+def test_vsm_nce_hand_computed():
+    """query -> clip CE over clips; clip -> query CE over its own query and other clips' queries only."""
+    scores = torch.tensor([[0.9, 0.85], [0.2, 0.5], [0.7, 0.1]])  # q0, q2 belong to clip 0; q1 to clip 1
+    qv = torch.tensor([0, 1, 0])
+    t = 0.5
+    to_video, to_query = nce_both_ways(scores, qv, temperature=t)
+
+    def ce(logits, target):
+        z = [x / t for x in logits]
+        return -z[target] + math.log(sum(math.exp(x) for x in z))
+
+    assert to_video.item() == pytest.approx((ce([0.9, 0.85], 0) + ce([0.2, 0.5], 1) + ce([0.7, 0.1], 0)) / 3)
+    # row q0 (clip 0): s(q0,c0), s(q1,c0); q2 is the same clip, excluded. row q1 (clip 1): s(q0,c1), s(q1,c1),
+    # s(q2,c1). row q2 (clip 0): s(q1,c0), s(q2,c0).
+    expect = (ce([0.9, 0.2], 0) + ce([0.85, 0.5, 0.1], 1) + ce([0.2, 0.7], 1)) / 3
+    assert to_query.item() == pytest.approx(expect, rel=1e-5)
+    assert [x.item() for x in global_terms(scores, qv, "nce", temperature=t)] == [
+        to_video.item(),
+        to_query.item(),
+    ]
+    one_clip = global_terms(scores[:, :1], qv * 0, "nce")  # no negatives: zeros, graph kept
+    assert one_clip[0].item() == 0.0
+    with pytest.raises(ValueError, match="'hinge' or 'nce'"):
+        global_terms(scores, qv, "triplet")
 
 
 def test_vsm_loss_weights_local_and_global():

@@ -120,6 +120,27 @@ def test_global_scores_and_localize_are_the_tasks(hero, hero_index, video):
     assert not np.allclose(hero.localize(qrows[0], scaled)[0], hero.localize(qrows[0], rows)[0], atol=1e-4)
 
 
+def test_search_ranks_moments_as_the_tasks_evaluation(hero, hero_index):
+    """`tempovl search` decodes with the checkpoint task's span window and decoder (issue 14)."""
+    from tempovl.tasks import hero_moments as hm
+
+    task = hero.task
+    searcher = Searcher(hero_index, encoder=hero, per_video=20)
+    assert (searcher.min_span_frames, searcher.max_span_frames) == (
+        task.c.min_span_frames,
+        task.c.max_span_frames,
+    )
+    query = hero.encode_query(["the red circle jumps"])[0]
+    v = searcher.data.video_ids.index(VID)
+    lo, hi = searcher.data.video_offsets[v], searcher.data.video_offsets[v + 1]
+    st, ed = hero.localize(query, searcher.data.frame_embs[lo:hi])
+    window = hm.span_window(hi - lo, task.c.min_span_frames, task.c.max_span_frames)
+    _, _, si, ei = hm.top_spans(torch.as_tensor(st)[None, None], torch.as_tensor(ed)[None, None], window, 20)
+    spans = searcher.data.frame_spans[lo:hi]
+    expected = [(float(spans[i, 0]), float(spans[j, 1])) for i, j in zip(si[0].tolist(), ei[0].tolist())]
+    assert [(r[1], r[2]) for r in searcher._moments(query, v, 0.0)] == expected
+
+
 def test_long_video_is_encoded_in_clips(hero, video):
     """Past data.max_frames, consecutive clips with their own (shifted) subtitles; nothing is cut."""
     feats, subs, _ = video

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 
 from tempovl.cli import main
-from tempovl.errors import InputError
+from tempovl.errors import ConfigError, InputError
 from tempovl.search.searcher import Searcher, tvr_submission, video_recall
 
 
@@ -132,3 +133,58 @@ def test_cli_index_build_and_info(tiny_corpus, tmp_path, capsys):
     assert code == 0 and "1 added" in capsys.readouterr().out
     assert main(["index", "info", str(out)]) == 0
     assert "1 videos, 20 frames, encoder subtitle-minilm (dim 384), approx ivf" in capsys.readouterr().out
+
+
+class FixedProbs:
+    """Wraps an index's encoder; `localize` gives fixed random start/end probabilities per video length,
+    and `span_frames` is a HERO task's span-length window (as HeroEncoder exposes it)."""
+
+    def __init__(self, inner, span_frames=None):
+        self.inner, self.span_frames = inner, span_frames
+        self.name, self.dim, self.spec, self.fingerprint = (
+            inner.name,
+            inner.dim,
+            inner.spec,
+            inner.fingerprint,
+        )
+
+    def encode_query(self, texts):
+        return self.inner.encode_query(texts)
+
+    def localize(self, query_vec, frame_embs):
+        rng = np.random.default_rng(len(frame_embs))
+        st, ed = rng.random(len(frame_embs)), rng.random(len(frame_embs))
+        return st / st.sum(), ed / ed.sum()
+
+
+@pytest.mark.parametrize("window", [(2, 16), (0, 5)])
+def test_search_decodes_moments_as_evaluate(search_index, encoder, window):
+    """Same probabilities -> the same spans, in the same order, as the evaluation decoder (issue 14)."""
+    import torch
+
+    from tempovl.tasks import hero_moments as hm
+
+    fixed = FixedProbs(encoder, span_frames=window)
+    searcher = Searcher(search_index, encoder=fixed, per_video=50)
+    assert (searcher.min_span_frames, searcher.max_span_frames) == window
+    query = encoder.encode_query(["someone asks Bob a question"])[0]
+    for video in range(3):
+        lo, hi = searcher.data.video_offsets[video], searcher.data.video_offsets[video + 1]
+        spans = searcher.data.frame_spans[lo:hi]
+        rows = searcher._moments(query, video, 0.0)
+        st, ed = (torch.as_tensor(p)[None, None] for p in fixed.localize(query, spans))  # (1, 1, T)
+        scores, _, si, ei = hm.top_spans(st, ed, hm.span_window(len(spans), *window), 50)  # as evaluate
+        assert [(r[1], r[2]) for r in rows] == [
+            (float(spans[i, 0]), float(spans[j, 1])) for i, j in zip(si[0].tolist(), ei[0].tolist())
+        ]
+        np.testing.assert_allclose([math.exp(20.0 * r[3]) for r in rows], scores[0].numpy(), rtol=1e-9)
+        assert all(window[0] <= j - i < window[1] for i, j in zip(si[0].tolist(), ei[0].tolist()))
+
+
+def test_search_window_defaults_and_bad_windows(search_index, encoder):
+    searcher = Searcher(search_index, encoder=encoder, max_moment_s=30.0)
+    assert (searcher.min_span_frames, searcher.max_span_frames) == (0, 20)  # single frames .. 30 s of 1.5 s
+    capped = Searcher(search_index, encoder=FixedProbs(encoder, (2, 16)), max_moment_s=6.0)
+    assert (capped.min_span_frames, capped.max_span_frames) == (2, 4)  # 6 s = 4 frames
+    with pytest.raises(ConfigError, match="span-length window"):
+        Searcher(search_index, encoder=FixedProbs(encoder, (2, 16)), max_moment_s=3.0)

@@ -101,15 +101,47 @@ def test_evaluate_is_deterministic_and_reports_every_metric(task):
         assert math.isfinite(first[key]), key
     assert "mffr_loss" not in first  # ratio 0: not trained, not evaluated
     n = first["vsm_clips"]
-    assert first["vsm_chance_r1"] == pytest.approx(1 / n)
-    assert first["vsm_chance_r10"] == pytest.approx(min(10, n) / n)
-    assert 0 <= first["vsm_r1"] <= first["vsm_r5"] <= first["vsm_r10"] <= 1
+    assert first["vsm_chance_r1"] == pytest.approx(100 / n)  # percent, as every tempovl recall
+    assert first["vsm_chance_r10"] == pytest.approx(100 * min(10, n) / n)
+    assert 0 <= first["vsm_r1"] <= first["vsm_r5"] <= first["vsm_r10"] <= 100
     assert first["vsm_queries"] >= n
     expected = (
         2 * first["mlm_loss"] + 2 * first["mnce_loss"] + first["fom_loss"] + 2 * first["vsm_loss"]
     ) / 7
     assert first["loss"] == pytest.approx(expected)
     assert task.evaluate("val") == first  # fixed seed: comparable over training
+
+
+def test_vsm_recall_is_the_shared_metric_in_percent_with_pessimistic_ties(task, monkeypatch):
+    """VSM R@K comes from tempovl.metrics.retrieval (issue 14): a model that scores every clip the same
+    ranks each query's clip last (rank = number of clips), not first."""
+    import tempovl.tasks.hero_pretrain as hp
+
+    def tied(queries, frames, masks):
+        return torch.zeros(len(queries), len(frames))  # (Nq, Nv): every clip scores the same
+
+    monkeypatch.setattr(hp, "vsm_global_scores", tied)
+    out = task.retrieval("val")
+    n = out["vsm_clips"]
+    assert n > 1
+    for k in (1, 5, 10):
+        assert out[f"vsm_r{k}"] == (100.0 if k >= n else 0.0), k
+
+
+@pytest.mark.parametrize("kind", ["mse", "l2"])
+def test_mffr_loss_is_configurable(tiny_corpus, tiny_features, tmp_path, kind):
+    task = build_task(make_cfg(tiny_corpus, tiny_features, tmp_path, f"task.mffr_loss={kind}"))
+    assert task.mffr_loss.kind == kind
+    data = task.dataset("train", "mffr")
+    batch = task.collate("mffr", torch.Generator().manual_seed(0))([data[i] for i in range(2)])
+    loss = task.forward(batch, "mffr")["mffr_loss"]
+    assert math.isfinite(float(loss.detach()))
+
+
+def test_mffr_loss_default_and_bad_value(task, tiny_corpus, tiny_features, tmp_path):
+    assert task.c.mffr_loss == "mse" and task.mffr_loss.kind == "mse"  # the default is unchanged
+    with pytest.raises(ConfigError, match="task.mffr_loss: 'l1'"):
+        build_task(make_cfg(tiny_corpus, tiny_features, tmp_path, "task.mffr_loss=l1"))
 
 
 @pytest.mark.parametrize("model", ["hero-ftrm", "hero-htrm"])

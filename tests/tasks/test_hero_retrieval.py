@@ -43,13 +43,7 @@ def tasks(tiny_corpus, tiny_features):
 
 
 # ------------------------------------------------------------------------------ inference pieces
-def test_span_target_follows_the_official_labels():
-    assert hm.span_target(3.2, 7.6, 1.0, 100) == (3, 7)  # the official docstring's example
-    assert hm.span_target(3.0, 3.5, 1.0, 100) == (3, 4)  # at least two frames: ed >= st + 1
-    assert hm.span_target(3.2, 7.6, 1.0, 5) == (3, 4)  # clipped to the last frame
-    assert hm.span_target(6.3, 16.2, 1.5, 40) == (4, 10)
-
-
+# the span-target labels (formerly hm.span_target) are tested in tests/data/test_align.py
 def test_span_window_is_the_official_length_mask():
     w = hm.span_window(4, 1, 3)
     expected = [[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
