@@ -221,7 +221,7 @@ class TextClipCollate:
     text appended to every subtitle group; returns the packed clip rows (B*K of them) and the texts.
 
     Item: ``{"id", "clip": {"vid", "frame_feats", "units"}, "texts": [K token lists], "target": int
-    (-1 = unknown), "span": (st, ed) frame indices or (-1, -1)}``."""
+    (-1 = unknown; or K ints, one per text: paired VIOLIN), "span": (st, ed) frame indices or (-1, -1)}``."""
 
     def __init__(self, specials: TextSpecials, pack_max_len: int | None):
         self.sp, self.pack_max_len = specials, pack_max_len
@@ -249,7 +249,7 @@ class TextClipCollate:
         batch["text_mask"] = torch.arange(lt)[None] < torch.tensor([len(t) for t in texts])[:, None]
         batch["frame_feats"] = frame_feats.repeat_interleave(k, dim=0)  # (B, T, F) -> (B*K, T, F)
         batch["frame_mask"] = frame_mask.repeat_interleave(k, dim=0)  # (B*K, T)
-        batch["targets"] = torch.tensor([it["target"] for it in items], dtype=torch.long)  # (B,)
+        batch["targets"] = torch.tensor([it["target"] for it in items], dtype=torch.long)  # (B,) or (B, K)
         batch["span_targets"] = torch.tensor([it["span"] for it in items], dtype=torch.long)  # (B, 2)
         batch["ids"] = [it["id"] for it in items]
         return batch
@@ -346,7 +346,7 @@ class AppendedTextTask(HeroDownstreamTask):
         return metrics
 
     @torch.no_grad()
-    def predict_batches(self, data: Dataset) -> tuple[list, np.ndarray]:
+    def predict_batches(self, data: Dataset | Sequence[dict]) -> tuple[list, np.ndarray]:
         """(ids, probabilities) of every item of `data`, in eval mode (see ``batch_probs``)."""
         was_training = self.training
         self.eval()
@@ -556,16 +556,25 @@ class HeroViolinConfig:
     head_lr_mult: float = 10.0
     eval_batch_size: int = 16
     train_limit: int | None = None  # train on the first N statements only (overfitting checks); None = all
+    # Official HERO (data/violin.py): a training item is a statement *and* its paired one (same clip,
+    # opposite label), so every batch holds both sides of each pair. Without it the head can lower the
+    # loss by learning the label prior from the text alone, and on the demo corpus it collapsed to one
+    # class; with it, what separates the two statements must come from the clip.
+    paired: bool = True
 
 
 class ViolinDataset(Dataset):
-    """Statements (real = 1, fake = 0) of one split with their clips."""
+    """Statements (real = 1, fake = 0) of one split with their clips. With ``paired`` (training), item i
+    is statement i and its paired statement, ``target`` their two labels; ``statement(i)`` is always the
+    single statement (evaluation)."""
 
     def __init__(self, task: HeroViolinTask, split: str):
         path = task.annotation_path(split)
         records = read_violin(path, split=split)
         clips, index = task.clips(split), task.clip_index(split)
         self.items, self.clips = [], clips
+        self.paired = task.c.paired and split == "train"
+        self.pair_text: dict[tuple[str, int], list[int]] = {}  # (pair id, label) -> statement tokens
         for r in records:
             rid = f"{r['clip_id']}:{r['pair_idx']}"
             if r["vid_name"] not in index:
@@ -574,13 +583,23 @@ class ViolinDataset(Dataset):
                 )
             text = [task.specials.sep, *task.tokenize(r["statement"])[: task.c.max_statement_tokens]]
             self.items.append((f"{rid}:{r['label']}", rid, index[r["vid_name"]], text, int(r["label"])))
+            self.pair_text[rid, int(r["label"])] = text
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict:
+    def statement(self, i: int) -> dict:
         sid, _, ci, text, label = self.items[i]
         return {"id": sid, "clip": self.clips[ci], "texts": [text], "target": label, "span": (-1, -1)}
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.statement(i)
+        if self.paired:  # a statement without its pair is repeated, so every item has two texts
+            _, rid, _, text, label = self.items[i]
+            other = self.pair_text.get((rid, 1 - label))
+            item["texts"] = [text, text if other is None else other]
+            item["target"] = [label, label if other is None else 1 - label]
+        return item
 
 
 @register_task("hero-violin")
@@ -606,8 +625,8 @@ class HeroViolinTask(AppendedTextTask):
         self._train_batches += int(self.training)
         h = fuse_text(self.model, batch)  # (B, T, D)
         pooled = self.heads["violin_pool"](h, batch["frame_mask"], dim=1)  # (B, D)
-        logits = self.heads["violin_head"](pooled).squeeze(-1)  # (B,)
-        targets = batch["targets"].float()
+        logits = self.heads["violin_head"](pooled).squeeze(-1)  # (B*K,): K = 2 for paired training items
+        targets = batch["targets"].float().reshape(-1)  # (B,) or (B, 2) -> (B*K,)
         return {
             "violin_logits": logits,
             "violin_loss": F.binary_cross_entropy_with_logits(logits, targets),
@@ -622,7 +641,7 @@ class HeroViolinTask(AppendedTextTask):
     def evaluate(self, split: str = "val") -> dict[str, float]:
         """Accuracy (percent) over statements; per order-dependence of the pair when meta.jsonl is there."""
         data = self.dataset(split)
-        ids, probs = self.predict_batches(data)
+        ids, probs = self.predict_batches([data.statement(i) for i in range(len(data))])
         truth = [it[4] for it in data.items]
         pair_ids = [it[1] for it in data.items]
         types = order_types(pair_ids, read_meta(self.data_cfg.corpus, self.annotation_path(split).name))

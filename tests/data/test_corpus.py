@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 
@@ -441,7 +442,7 @@ def test_vt_queries_tell_the_true_order():
             if r["desc"].startswith("after "):
                 assert ln.end <= ev.start, r
             elif " while " in r["desc"]:
-                assert ev.start <= ln.start < ev.end and not m["order"], r
+                assert ln.start < ev.end and ev.start < ln.end and not m["order"], r  # they overlap
             else:
                 assert ln.start >= ev.end and " after " in r["desc"], r
             n += 1
@@ -535,4 +536,5 @@ def test_tvqa_has_no_text_only_shortcut():
         ("longest", hits_long),
         ("shortest", hits_short),
     ):
-        assert abs(hits / n - 0.2) < 0.035, (name, hits / n)
+        # within 3 binomial standard deviations of chance (n ~ 700: +-4.4 points)
+        assert abs(hits / n - 0.2) < 3 * math.sqrt(0.2 * 0.8 / n), (name, hits / n)

@@ -148,13 +148,35 @@ def test_violin_heads_get_gradients(tiny_corpus, tiny_features, tmp_path, hero_t
     data = task.dataset("train")
     batch = task.collate()([data[i] for i in range(4)])
     out = task(batch)
-    assert out["violin_logits"].shape == (4,)
+    assert out["violin_logits"].shape == (8,)  # paired training items: a statement and its pair each
     out["violin_loss"].backward()
     for name, p in task.heads.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     feats = np.zeros((5, task.model.cfg.frame_dim), dtype=np.float32)
     pred = task.predict_video(feats, [], statement="The red circle jumps.")
     assert pred["label"] in (0, 1) and 0.0 <= pred["prob"] <= 1.0
+
+
+def test_violin_training_items_hold_both_statements_of_a_pair(
+    tiny_corpus, tiny_features, tmp_path, hero_tiny_config
+):
+    """Official HERO: each training item is a statement and its paired one, opposite labels, one clip;
+    evaluation items stay single statements."""
+    task = HeroViolinTask(hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path))
+    data = task.dataset("train")
+    assert data.paired and len(data) == len(data.items)
+    for i in range(len(data)):
+        item, (_, rid, _, text, label) = data[i], data.items[i]
+        assert item["texts"][0] == text and item["target"] == [label, 1 - label]
+        assert item["texts"][1] == data.pair_text[rid, 1 - label] != text
+    batch = task.collate()([data[0], data[1]])
+    assert batch["targets"].tolist() == [data[0]["target"], data[1]["target"]]
+    val = task.dataset("val")
+    assert not val.paired and len(val[0]["texts"]) == 1 and isinstance(val[0]["target"], int)
+    unpaired = HeroViolinTask(
+        hero_tiny_config("hero-tiny-violin", tiny_corpus, tiny_features, tmp_path, "task.paired=false")
+    )
+    assert len(unpaired.dataset("train")[0]["texts"]) == 1
 
 
 def test_order_breakdown_comes_from_meta(tiny_corpus, tmp_path):

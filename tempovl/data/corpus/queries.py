@@ -71,6 +71,20 @@ def _next_of(script: Script, actor: str, after: Event) -> Event | None:
 # ---------------------------------------------------------------- TVR queries
 
 
+ROOM_PROB = 0.75  # visual queries that name the room, as TVR queries name the setting
+
+
+def _room(rng: np.random.Generator, script: Script, *events: Event) -> str:
+    """ "in the kitchen, " (probability ROOM_PROB) when the events share a room and the video has more
+    than one scene. Without the setting, a query names only who-does-what, which on this corpus fits
+    several videos: a reader that knows exactly which events a query names (and their order) still
+    ranks the right one of 15 test videos first only 51-63 % of the time; with the room, 78-86 %."""
+    rooms = {e.room for e in events}
+    if len(rooms) != 1 or len({sc.room for sc in script.scenes}) < 2 or rng.random() >= ROOM_PROB:
+        return ""
+    return f"in the {rooms.pop()}, "
+
+
 def _v_query(rng: np.random.Generator, script: Script) -> dict | None:
     template = str(
         rng.choice(["before", "after", "then", "ordinal", "single"], p=[0.3, 0.2, 0.2, 0.15, 0.15])
@@ -83,6 +97,7 @@ def _v_query(rng: np.random.Generator, script: Script) -> dict | None:
         a, b = pair
         pa, pb = event_phrase(a, rng), event_phrase(b, rng)
         desc = f"{pa} before {pb}" if template == "before" else f"after {pa}, {pb}"
+        desc = _room(rng, script, a, b) + desc
         return {"desc": desc, "ts": _span(a, b), "order": True, "events": [a.eid, b.eid]}
     if template == "then":
         cands = [(e, n) for e in ev if (n := _next_of(script, e.actor, e)) and n.start - e.end <= 5.0]
@@ -92,6 +107,7 @@ def _v_query(rng: np.random.Generator, script: Script) -> dict | None:
             return None
         a, b = pair
         desc = f"{visual(a.actor)} {verb_phrase(a, rng)} and then {verb_phrase(b, rng)}"
+        desc = _room(rng, script, a, b) + desc
         return {"desc": desc, "ts": _span(a, b), "order": True, "events": [a.eid, b.eid]}
     if template == "ordinal":
         groups: dict[tuple, list[Event]] = {}
@@ -106,12 +122,21 @@ def _v_query(rng: np.random.Generator, script: Script) -> dict | None:
         word = ("for the first time", "for the last time", "for the second time")[which]
         if which == 2 and len(group) == 2:
             word = "for the second and last time"
-        return {"desc": f"{event_phrase(e, rng)} {word}", "ts": _span(e), "order": True, "events": [e.eid]}
+        return {
+            "desc": f"{_room(rng, script, e)}{event_phrase(e, rng)} {word}",
+            "ts": _span(e),
+            "order": True,
+            "events": [e.eid],
+        }
     e = _pick(rng, _unique(ev, lambda x: x.key()))
     if e is None:
         return None
-    where = f"in the {e.room}, " if len(script.scenes) > 1 and rng.random() < 0.5 else ""
-    return {"desc": f"{where}{event_phrase(e, rng)}", "ts": _span(e), "order": False, "events": [e.eid]}
+    return {
+        "desc": f"{_room(rng, script, e)}{event_phrase(e, rng)}",
+        "ts": _span(e),
+        "order": False,
+        "events": [e.eid],
+    }
 
 
 def _t_query(rng: np.random.Generator, script: Script) -> dict | None:
@@ -148,11 +173,11 @@ def _vt_query(rng: np.random.Generator, script: Script) -> dict | None:
     said = retell(ln, *_speaker(ln))
     if ln.start >= ev.end:
         desc = f"{said} after {event_phrase(ev, rng)}"
-    elif ln.start >= ev.start:  # a reaction said while the action is still on screen
+    elif ln.end > ev.start:  # said while the action is on screen (a reaction, or a line it overlaps)
         desc = f"{said} while {event_phrase(ev, rng)}"
     else:
         desc = f"after {said}, {event_phrase(ev, rng)}"
-    order = not ev.start <= ln.start < ev.end
+    order = not (ln.start < ev.end and ev.start < ln.end)
     return {"desc": desc, "ts": _span(ln, ev), "order": order, "events": [ev.eid], "lines": [ln.lid]}
 
 
