@@ -68,6 +68,12 @@ class HiteaConfig:
     mtre_proj_dim: int = 2048
     mtre_pred_dim: int = 512
     losses: list[str] = field(default_factory=lambda: list(LOSSES))
+    # Contrastive embeddings from the [CLS] tokens (the paper, "cls") or the mean of the tokens ("mean").
+    # A randomly initialised text [CLS] is nearly the same vector for every sentence, and a tiny model
+    # trained from scratch on a small corpus has to learn its way out of that first; "mean" starts from
+    # a sentence vector that already differs between sentences (see configs/model/hitea-tiny.yaml).
+    video_pool: Literal["cls", "mean"] = "cls"
+    text_pool: Literal["cls", "mean"] = "cls"
     text_init: str | None = None  # local Hugging Face BERT directory for the text side
     attn_impl: str = "auto"
 
@@ -210,6 +216,9 @@ class Hitea(nn.Module):
         unknown = [n for n in cfg.losses if n not in LOSSES]
         if unknown:
             raise ConfigError(f"model.losses: unknown loss {unknown[0]!r}; known: {', '.join(LOSSES)}")
+        for key in ("video_pool", "text_pool"):
+            if getattr(cfg, key) not in ("cls", "mean"):
+                raise ConfigError(f"model.{key}: must be 'cls' or 'mean', got {getattr(cfg, key)!r}")
         if cfg.hidden % cfg.num_heads:
             raise ConfigError(
                 f"model.hidden: {cfg.hidden} is not divisible by model.num_heads {cfg.num_heads}"
@@ -270,12 +279,22 @@ class Hitea(nn.Module):
         return self.fusion(video, video_mask, text, text_mask)
 
     def video_embed(self, video_feats: torch.Tensor, momentum: bool = False) -> torch.Tensor:
-        """Normalised contrastive video embedding from v_cls: (B, 1+M, D) -> (B, E)."""
-        return F.normalize((self.vision_proj_m if momentum else self.vision_proj)(video_feats[:, 0]), dim=-1)
+        """Normalised contrastive video embedding from v_cls (or the mean of the patch tokens with
+        ``video_pool: mean``): (B, 1+M, D) -> (B, E)."""
+        pooled = video_feats[:, 1:].mean(1) if self.cfg.video_pool == "mean" else video_feats[:, 0]
+        return F.normalize((self.vision_proj_m if momentum else self.vision_proj)(pooled), dim=-1)
 
-    def text_embed(self, text_feats: torch.Tensor, momentum: bool = False) -> torch.Tensor:
-        """Normalised contrastive text embedding from w_cls: (B, L, D) -> (B, E)."""
-        return F.normalize((self.text_proj_m if momentum else self.text_proj)(text_feats[:, 0]), dim=-1)
+    def text_embed(
+        self, text_feats: torch.Tensor, text_mask: torch.Tensor, momentum: bool = False
+    ) -> torch.Tensor:
+        """Normalised contrastive text embedding from w_cls (or the mean of the valid tokens with
+        ``text_pool: mean``): (B, L, D), mask (B, L) bool -> (B, E)."""
+        if self.cfg.text_pool == "mean":
+            w = text_mask.to(text_feats.dtype)[..., None]
+            pooled = (text_feats * w).sum(1) / w.sum(1).clamp(min=1)
+        else:
+            pooled = text_feats[:, 0]
+        return F.normalize((self.text_proj_m if momentum else self.text_proj)(pooled), dim=-1)
 
     def vtm_logits(
         self, video_feats: torch.Tensor, text_feats: torch.Tensor, text_mask: torch.Tensor
@@ -300,7 +319,7 @@ class Hitea(nn.Module):
         out: dict[str, torch.Tensor] = {}
         v_long = self.encode_video(video_long)  # (B, 1+M, D)
         text = self.encode_text(text_ids, text_mask)  # (B, L, D)
-        v_feat, t_feat = self.video_embed(v_long), self.text_embed(text)
+        v_feat, t_feat = self.video_embed(v_long), self.text_embed(text, text_mask)
 
         vtc = (
             self._vtc(video_long, text_ids, text_mask, v_feat, t_feat, pair_ids)
@@ -354,7 +373,9 @@ class Hitea(nn.Module):
                 if self.training:
                     self.momentum_step()
                 v_m = self.video_embed(self.encode_video(video, momentum=True), momentum=True)
-                t_m = self.text_embed(self.encode_text(text_ids, text_mask, momentum=True), momentum=True)
+                t_m = self.text_embed(
+                    self.encode_text(text_ids, text_mask, momentum=True), text_mask, momentum=True
+                )
         return self.vtc(v_feat, t_feat, v_m, t_m, pair_ids)
 
     @torch.no_grad()

@@ -150,7 +150,7 @@ class HiteaPretrainTask(Task):
                             sums[k] = sums.get(k, 0.0) + float(v) * b
                     count += b
                     text = self.model.encode_text(batch["text_ids"], batch["text_mask"])
-                    text_feats.append(self.model.text_embed(text).float().cpu())
+                    text_feats.append(self.model.text_embed(text, batch["text_mask"]).float().cpu())
                     text_video.extend(batch["pair_ids"].tolist())
                     video = self.model.video_embed(self.model.encode_video(batch["video_long"]))
                     for pid, feat in zip(batch["pair_ids"].tolist(), video.float().cpu()):

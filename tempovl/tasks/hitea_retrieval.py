@@ -236,7 +236,7 @@ class HiteaRetrievalTask(HiteaDownstreamTask):
         feats = torch.cat(
             [self.model.encode_text(ids[s : s + 64], mask[s : s + 64]) for s in range(0, len(texts), 64)]
         )
-        return feats, mask, self.model.text_embed(feats)
+        return feats, mask, self.model.text_embed(feats, mask)
 
     @torch.no_grad()
     def vtm_scores(

@@ -118,6 +118,31 @@ def test_video_projection_when_widths_differ_and_no_momentum():
     assert torch.isfinite(out["vtc_loss"])
 
 
+def test_mean_pooled_embeddings_use_only_valid_tokens_and_patches():
+    model = Hitea(tiny_cfg(video_pool="mean", text_pool="mean"), StubVideo(out_dim=32)).eval()
+    feats = torch.randn(2, 5, 32)
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    expect = torch.nn.functional.normalize(model.text_proj(feats[0, :3].mean(0)), dim=-1)
+    assert torch.allclose(model.text_embed(feats, mask)[0], expect, atol=1e-6)
+    feats2 = feats.clone()
+    feats2[0, 3:] = 100.0  # padding never counts
+    assert torch.allclose(model.text_embed(feats2, mask), model.text_embed(feats, mask))
+    video = torch.randn(2, 4, 32)  # [v_cls, 3 patches]
+    v = model.video_embed(video)
+    assert torch.allclose(v, torch.nn.functional.normalize(model.vision_proj(video[:, 1:].mean(1)), dim=-1))
+    cls_model = Hitea(tiny_cfg(), StubVideo(out_dim=32)).eval()
+    assert torch.allclose(
+        cls_model.text_embed(feats, mask),
+        torch.nn.functional.normalize(cls_model.text_proj(feats[:, 0]), dim=-1),
+    )
+    out = Hitea(tiny_cfg(video_pool="mean", text_pool="mean"), StubVideo())(
+        *batch()[:3], video_short=batch()[3]
+    )
+    assert torch.isfinite(out["vtc_loss"])
+    with pytest.raises(ConfigError, match="model.text_pool"):
+        Hitea(tiny_cfg(text_pool="max"), StubVideo())
+
+
 @pytest.mark.parametrize("num_beams", [1, 3])
 def test_generate_returns_well_formed_sequences(num_beams):
     torch.manual_seed(0)
