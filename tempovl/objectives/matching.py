@@ -121,9 +121,19 @@ class VSMLoss(nn.Module):
     """``λ1 (CE(start) + CE(end)) + λ2 (hinge over negative clips + hinge over negative queries)``,
     λ1 = 0.01 and λ2 = 8 by default (the official pre-training config: lw_st_ed, lw_neg_ctx, lw_neg_q)."""
 
-    def __init__(self, margin: float = 0.1, local_weight: float = 0.01, global_weight: float = 8.0):
+    def __init__(
+        self,
+        margin: float = 0.1,
+        local_weight: float = 0.01,
+        global_weight: float = 8.0,
+        kind: str = "hinge",
+        temperature: float = 0.05,
+    ):
         super().__init__()
+        if kind not in ("hinge", "nce"):
+            raise ValueError(f"global loss must be 'hinge' or 'nce', got {kind!r}")
         self.margin, self.local_weight, self.global_weight = margin, local_weight, global_weight
+        self.kind, self.temperature = kind, temperature
 
     def parts(
         self,
@@ -135,7 +145,7 @@ class VSMLoss(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Unweighted parts: ``local`` (start + end CE, targets -1 ignored), ``neg_ctx``, ``neg_q``."""
         local = local_ce(start_logits, end_logits, span_targets)
-        neg_ctx, neg_q = global_terms(scores, query_video, margin=self.margin)
+        neg_ctx, neg_q = global_terms(scores, query_video, self.kind, self.margin, self.temperature)
         return {"local": local, "neg_ctx": neg_ctx, "neg_q": neg_q}
 
     def forward(

@@ -47,7 +47,9 @@ class HeroPretrainConfig:
     frame_mask_prob: float = 0.15  # MFM frames
     fom_prob: float = 0.15  # FOM frames shuffled
     query_per_video: int = 5  # VSM queries per clip
-    vsm_margin: float = 0.1
+    vsm_global_loss: str = "hinge"  # "hinge" (the paper) or "nce" (symmetric InfoNCE; objectives.matching)
+    vsm_margin: float = 0.1  # hinge margin
+    vsm_temperature: float = 0.05  # nce temperature
     vsm_local_weight: float = 0.01  # λ1
     vsm_global_weight: float = 8.0  # λ2
     mnce_temperature: float = 1.0
@@ -133,7 +135,17 @@ class HeroPretrainTask(Task):
             raise ConfigError(f"task.mffr_loss: {self.c.mffr_loss!r} is not one of {', '.join(MFFR_LOSSES)}")
         self.mlm_loss, self.mffr_loss, self.fom_loss = MLMLoss(), MFFRLoss(self.c.mffr_loss), FOMLoss()
         self.mnce_loss = MNCELoss(self.c.mnce_temperature)
-        self.vsm_loss = VSMLoss(self.c.vsm_margin, self.c.vsm_local_weight, self.c.vsm_global_weight)
+        if self.c.vsm_global_loss not in ("hinge", "nce"):
+            raise ConfigError(
+                f"task.vsm_global_loss: must be 'hinge' or 'nce', got {self.c.vsm_global_loss!r}"
+            )
+        self.vsm_loss = VSMLoss(
+            self.c.vsm_margin,
+            self.c.vsm_local_weight,
+            self.c.vsm_global_weight,
+            self.c.vsm_global_loss,
+            self.c.vsm_temperature,
+        )
         self._datasets: dict[str, HeroClipDataset] = {}
 
     # ------------------------------------------------------------------------------------- data
