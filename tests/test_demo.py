@@ -20,7 +20,22 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     assert metrics["split"] == "test" and "VCMR_0.5-r1" in metrics["metrics"]
     assert (out / "hero-vcmr" / "eval-test" / "moments.png").is_file()
     assert (out / "index" / "manifest.json").is_file()
+    scratch = json.loads((out / "hero-vcmr-scratch" / "eval-test" / "metrics.json").read_text())
+    assert scratch["split"] == "test" and "VR_r1" in scratch["metrics"]
+    assert "pre-trained: test video retrieval R@1:" in first and "scratch: test video retrieval R@1:" in first
+    assert "search uses hero-vcmr" in first
 
     assert main(args) == 0
     again = capsys.readouterr().out
-    assert "corpus already at" in again and again.count("already trained") == 2
+    assert "corpus already at" in again and again.count("already trained") == 3
+
+
+def test_choose_run_takes_the_best_val_vr_r1_and_tolerates_a_run_without_evaluations(tmp_path):
+    from tempovl.demo import choose_run
+
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for run, rows in ((a, [{"VR_r1": 20.0}, {"VR_r1": 31.0}]), (b, [{"VR_r1": 33.0}, {"VR_r1": 25.0}])):
+        run.mkdir()
+        (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    c.mkdir()
+    assert choose_run(a, b) == b and choose_run(c, a) == a and choose_run(a, c) == a
