@@ -75,10 +75,11 @@ ROOM_PROB = 0.75  # visual queries that name the room, as TVR queries name the s
 
 
 def _room(rng: np.random.Generator, script: Script, *events: Event) -> str:
-    """ "in the kitchen, " (probability ROOM_PROB) when the events share a room and the video has more
-    than one scene. Without the setting, a query names only who-does-what, which on this corpus fits
-    several videos: a reader that knows exactly which events a query names (and their order) still
-    ranks the right one of 15 test videos first only 51-63 % of the time; with the room, 78-86 %."""
+    """Prefix "in the kitchen, " (probability ROOM_PROB) when the events share a room and the video has
+    more than one scene. Without the setting, a query names only who-does-what, which on this corpus fits
+    several videos: a reader that knows exactly which events a query names (and their order) still ranks
+    the right one of the 15 val / test videos first only 55 / 63 % of the time; with the room named this
+    often, 65 / 70 % (`python benchmarks/vr_reference.py CORPUS`, demo preset, seed 0)."""
     rooms = {e.room for e in events}
     if len(rooms) != 1 or len({sc.room for sc in script.scenes}) < 2 or rng.random() >= ROOM_PROB:
         return ""
