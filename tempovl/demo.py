@@ -5,7 +5,7 @@ Steps (each resumes or is skipped when a previous run already did it):
 2. validate every annotation file against the videos;
 3. extract HERO-style frame features (ImageNet MobileNetV2 2D + a motion descriptor + a colour-tracking
    descriptor, one per 1.5 s) into the sharded feature store OUT/features;
-4. pre-train HERO (hero-tiny: MLM, MNCE, FOM, VSM; 1500 steps) on the unlabelled + train videos -> OUT/hero-pretrain;
+4. pre-train HERO (hero-tiny: MLM, MNCE, FOM, VSM; 800 steps) on the unlabelled + train videos -> OUT/hero-pretrain;
 5. fine-tune it on the TVR-style moment queries (VCMR) -> OUT/hero-vcmr, and the same from scratch ->
    OUT/hero-vcmr-scratch (HERO's pre-trained vs scratch comparison); evaluate both on the test split:
    VR / SVMR / VCMR table, TVR-format predictions and a timeline PNG in OUT/hero-vcmr*/eval-test;
@@ -192,7 +192,7 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument(
         "--pretrain-steps",
         type=int,
-        default=1500,
+        default=800,
         help="pre-training steps (the preset hero-tiny-pretrain has 6000)",
     )
     parser.add_argument(

@@ -50,8 +50,13 @@ def test_no_two_hits_overlap_more_than_nms_allows(searcher):
 
 
 def test_subtitle_queries_find_their_video(searcher, tvr_queries):
-    """The t-type (dialogue-only) queries: R@10 must be perfect and R@1 far above chance."""
-    t_queries = [q for q in tvr_queries if q["type"] == "t"]
+    """The t-type (dialogue-only) queries: R@10 must be perfect and R@1 far above chance. A query whose
+    exact text is also a query of another video (e.g. "someone says they have just come in") names no
+    single video and is left out."""
+    videos_of: dict[str, set[str]] = {}
+    for q in tvr_queries:
+        videos_of.setdefault(q["desc"], set()).add(q["vid_name"])
+    t_queries = [q for q in tvr_queries if q["type"] == "t" and len(videos_of[q["desc"]]) == 1]
     assert len(t_queries) >= 3
     ranked = {q["desc_id"]: searcher.search(q["desc"], k=10) for q in t_queries}
     recall = video_recall(ranked, t_queries, ks=(1, 10))

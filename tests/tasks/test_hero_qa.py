@@ -11,7 +11,7 @@ import torch
 
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import InputError
-from tempovl.tasks.hero_qa import HeroQATask, HeroViolinTask, check_qa_record, span_frames
+from tempovl.tasks.hero_qa import HeroQAConfig, HeroQATask, HeroViolinTask, check_qa_record, span_frames
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,8 @@ def test_every_new_parameter_gets_a_gradient(qa_task):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     for name in ("model.cross.blocks.0.attn.q.weight", "model.temporal.blocks.0.mlp.fc1.weight"):
         assert qa_task.get_parameter(name).grad.abs().sum() > 0, name
-    assert qa_task.lr_multipliers() == {"heads": 10.0}
+    assert qa_task.lr_multipliers() == {"heads": 1.0}  # the CPU preset's (see hero-tiny-tvqa.yaml)
+    assert HeroQAConfig().head_lr_mult == 10.0  # the task default, as the official config
 
 
 def test_span_loss_weight_scales_the_span_term(qa_task):
