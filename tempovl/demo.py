@@ -5,7 +5,8 @@ Steps (each resumes or is skipped when a previous run already did it):
 2. validate every annotation file against the videos;
 3. extract HERO-style frame features (ImageNet MobileNetV2 2D + a motion descriptor + a colour-tracking
    descriptor, one per 1.5 s) into the sharded feature store OUT/features;
-4. pre-train HERO (hero-tiny: MLM, MNCE, FOM, VSM; 800 steps) on the unlabelled + train videos -> OUT/hero-pretrain;
+4. pre-train HERO (hero-tiny, 800 steps; VSM only by default, see --pretrain-tasks) on the unlabelled +
+   train videos -> OUT/hero-pretrain;
 5. fine-tune it on the TVR-style moment queries (VCMR) -> OUT/hero-vcmr, and the same from scratch ->
    OUT/hero-vcmr-scratch (HERO's pre-trained vs scratch comparison); evaluate both on the test split:
    VR / SVMR / VCMR table, TVR-format predictions and a timeline PNG in OUT/hero-vcmr*/eval-test;
@@ -102,6 +103,7 @@ def headline(corpus: Path, metrics: dict) -> str:
     )
 
 
+PRETRAIN_TASKS = ("mlm", "mnce", "fom", "vsm")
 BEST_METRIC = "VR_r1"  # the demo's headline: does search find the right video
 
 
@@ -138,6 +140,13 @@ def run(args: argparse.Namespace) -> int:
         f"train.progress={str(args.progress).lower()}",
     ]
     scale = [f"train.max_steps={args.pretrain_steps}"] if args.pretrain_steps else []
+    tasks = [t.strip() for t in args.pretrain_tasks.split(",") if t.strip()]
+    unknown = [t for t in tasks if t not in PRETRAIN_TASKS]
+    if unknown or not tasks:
+        raise InputError(
+            f"--pretrain-tasks: {args.pretrain_tasks!r}; choose from {', '.join(PRETRAIN_TASKS)}"
+        )
+    scale += [f"task.ratios.{t}=0" for t in PRETRAIN_TASKS if t not in tasks]
     ft_scale = [f"train.max_steps={args.finetune_steps}"] if args.finetune_steps else []
     t0 = time.perf_counter()
     _step(
@@ -147,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     _step("2. validate annotations", lambda: validate_step(corpus))
     _step("3. frame features", lambda: features_step(corpus, features, args.extractor, args.size))
     _step(
-        "4. HERO pre-training", lambda: train_step("hero-tiny-pretrain", out / "hero-pretrain", data + scale)
+        f"4. HERO pre-training ({'+'.join(t.upper() for t in tasks)})",
+        lambda: train_step("hero-tiny-pretrain", out / "hero-pretrain", data + scale),
     )
     pretrained = out / "hero-pretrain" / "best"
     _step(
@@ -194,6 +204,13 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
         type=int,
         default=800,
         help="pre-training steps (the preset hero-tiny-pretrain has 6000)",
+    )
+    parser.add_argument(
+        "--pretrain-tasks",
+        default="vsm",
+        help="pre-training sub-tasks, comma-separated, from mlm,mnce,fom,vsm (the paper: all four). Default vsm: "
+        "on the demo corpus 800 VSM-only steps lift the fine-tuned val VR R@1 from 28.0 %% (scratch) to "
+        "44.5 %%, while MLM alone drops it to 11.4 %% and all four to 19.1 %% (README, issue 12)",
     )
     parser.add_argument(
         "--finetune-steps", type=int, default=None, help="override the fine-tuning preset's steps"

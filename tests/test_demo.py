@@ -16,6 +16,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path, capsys):
     first = capsys.readouterr().out
     assert "6 steps ->" in first and "4 steps ->" in first and "top hits for 'someone jumps'" in first
     assert "test video retrieval R@1:" in first and "a random ranking: 50.0 %" in first
+    assert "== 4. HERO pre-training (VSM)" in first  # the default --pretrain-tasks
     metrics = json.loads((out / "hero-vcmr" / "eval-test" / "metrics.json").read_text())
     assert metrics["split"] == "test" and "VCMR_0.5-r1" in metrics["metrics"]
     assert (out / "hero-vcmr" / "eval-test" / "moments.png").is_file()
@@ -39,3 +40,9 @@ def test_choose_run_takes_the_best_val_vr_r1_and_tolerates_a_run_without_evaluat
         (run / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     c.mkdir()
     assert choose_run(a, b) == b and choose_run(c, a) == a and choose_run(a, c) == a
+
+
+def test_unknown_pretraining_task_is_refused_before_any_work(tmp_path, capsys):
+    assert main(["demo", str(tmp_path / "d"), "--pretrain-tasks", "vsm,itm", "--no-progress"]) == 2
+    assert "--pretrain-tasks: 'vsm,itm'" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
