@@ -438,13 +438,26 @@ class Hero(nn.Module):
 
     forward = encode
 
+    def encode_with_text(self, batch: dict, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """Frame outputs (B, T, D) with a text (B, Lt) appended to the Temporal Transformer's input: HERO's
+        QA / VIOLIN encoding (paper 3.3: the question-answer pair or statement joins every frame in the
+        temporal pass). The text carries its own positions 0..Lt-1 and the text type."""
+        feats, frame_mask = batch["frame_feats"], batch["frame_mask"]
+        frame_cross, _ = self.forward_cross(batch, feats)
+        frames = self.temporal_embed(self.frame_residual(feats) + frame_cross)  # (B, T, D)
+        x = torch.cat([frames, self.embed_text(text_ids)], dim=1)
+        return self.temporal(x, torch.cat([frame_mask, text_mask], dim=1))[:, : frames.shape[1]]
+
+    def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
+        """Text embeddings (B, L, D) of one sequence per row: positions 0..L-1, the text type."""
+        pos = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
+        return self.text_embed(ids, pos, torch.full_like(ids, self.cfg.text_type_id))
+
     # -- queries and heads ---------------------------------------------------------------------------
 
     def encode_query_tokens(self, query_ids: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
         """Cross-modal Transformer alone over text (N, L) -> (N, L, D)."""
-        types = torch.full_like(query_ids, self.cfg.text_type_id)
-        pos = torch.arange(query_ids.shape[1], device=query_ids.device)[None].expand_as(query_ids)
-        return self.cross(self.text_embed(query_ids, pos, types), query_mask)
+        return self.cross(self.embed_text(query_ids), query_mask)
 
     def encode_query(self, query_ids: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
         """query_ids (N, L), query_mask (N, L) bool -> query vectors (N, D)."""

@@ -3,7 +3,8 @@
 * F-TRM (``hero-ftrm``): one flat transformer (``cross_layers + temporal_layers`` deep) over the
   sequence ``[all frames of the clip ; all subtitle tokens of the clip]``. Frames carry their clip
   position, tokens their position inside their sentence. ``frame_cross`` and ``frame_temporal`` are
-  both the flat output at the frames; the Temporal Transformer is not built.
+  both the flat output at the frames; the Temporal Transformer is not built. QA / VIOLIN append their
+  text to the same flat sequence (``encode_with_text``).
 * H-TRM (``hero-htrm``): the cross-modal stack sees subtitle tokens only (a BERT/RoBERTa over each
   sentence); every frame's input to the Temporal Transformer is ``V_emb`` + the max-pooled output of its
   sentence. The cross-modal frame embedder is unused.
@@ -30,12 +31,17 @@ class FlatTrm(Hero):
     def _temporal_depth(self) -> int:
         return 0
 
-    def encode(
+    def _flat(
         self,
         batch: dict,
         frame_masked: torch.Tensor | None = None,
         frame_order: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
+        extra: torch.Tensor | None = None,
+        extra_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The flat pass over ``[frames ; subtitle tokens ; extra]`` (``extra (B, Le, D)``: embedded text
+        appended after the subtitles, QA / VIOLIN) -> (frame outputs (B, T, D), packed token outputs
+        (R, L, D), packed token embeddings (R, L, D))."""
         frame_feats, frame_mask = batch["frame_feats"], batch["frame_mask"]
         b, t, f = frame_feats.shape
         masked = None if frame_masked is None else frame_masked.reshape(b * t)
@@ -53,26 +59,40 @@ class FlatTrm(Hero):
         r, l, d = slots.shape
         tok_idx = batch["clip_token_index"]  # (B, Lt)
         tokens = slots.reshape(r * l, d)[tok_idx.clamp(min=0)]  # (R*L, D) -> (B, Lt, D)
-        x = torch.cat([frames, tokens], dim=1)  # (B, T + Lt, D)
-        mask = torch.cat([frame_mask, tok_idx >= 0], dim=1)
-        y = self.cross(x, mask)
-        frame_out, token_out = y[:, :t], y[:, t:]
+        parts, masks = [frames, tokens], [frame_mask, tok_idx >= 0]
+        if extra is not None:
+            parts.append(extra)
+            masks.append(extra_mask)
+        y = self.cross(torch.cat(parts, dim=1), torch.cat(masks, dim=1))  # (B, T + Lt [+ Le], D)
+        frame_out, token_out = y[:, :t], y[:, t : t + tokens.shape[1]]
         if frame_order is not None:  # back to the shuffled layout that FOM's targets index
             frame_out = torch.zeros_like(frame_out).scatter(
                 1, frame_order[..., None].expand_as(frame_out), frame_out
             )
         sel = tok_idx >= 0
         packed = slots.new_zeros(r * l, d).index_copy(0, tok_idx[sel], token_out[sel]).view(r, l, d)
-        frame_emb = self.frame_residual(frame_feats, frame_masked)
+        return frame_out, packed, slots
+
+    def encode(
+        self,
+        batch: dict,
+        frame_masked: torch.Tensor | None = None,
+        frame_order: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        frame_out, packed, _ = self._flat(batch, frame_masked, frame_order)
         return {
-            "frame_emb": frame_emb,
+            "frame_emb": self.frame_residual(batch["frame_feats"], frame_masked),
             "frame_cross": frame_out,
             "frame_fused": frame_out,
             "frame_temporal": frame_out,
-            "frame_mask": frame_mask,
+            "frame_mask": batch["frame_mask"],
             "token_cross": packed,
             "token_mask": (batch["pack_frame_index"] < 0) & (batch["pack_group"] >= 0),
         }
+
+    def encode_with_text(self, batch: dict, text_ids: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """F-TRM for QA / VIOLIN: the text joins the one flat sequence, after the subtitles."""
+        return self._flat(batch, extra=self.embed_text(text_ids), extra_mask=text_mask)[0]
 
     forward = encode
 

@@ -269,19 +269,6 @@ class AttentionPool(nn.Module):
         return (weights * x).sum(dim=dim)
 
 
-def fuse_text(model: Hero, batch: dict) -> torch.Tensor:
-    """HERO with the text appended to the Temporal Transformer input -> frame outputs (N, T, D)."""
-    feats, frame_mask = batch["frame_feats"], batch["frame_mask"]
-    frame_cross, _ = model.forward_cross(batch, feats)
-    frames = model.temporal_embed(model.frame_residual(feats) + frame_cross)  # (N, T, D)
-    ids = batch["text_ids"]
-    pos = torch.arange(ids.shape[1], device=ids.device)[None].expand_as(ids)
-    text = model.text_embed(ids, pos, torch.full_like(ids, model.cfg.text_type_id))  # (N, Lt, D)
-    x = torch.cat([frames, text], dim=1)
-    mask = torch.cat([frame_mask, batch["text_mask"]], dim=1)
-    return model.temporal(x, mask)[:, : frames.shape[1]]
-
-
 def span_frames(span: Sequence[float] | None, num_frames: int, interval: float) -> tuple[int, int]:
     """Start/end frame (inclusive) of a TVQA ``ts`` by :func:`tempovl.data.align.seconds_to_frames` (the
     official ``get_st_ed_label``); (-1, -1) when the question has no span."""
@@ -449,7 +436,7 @@ class HeroQATask(AppendedTextTask):
         self._train_batches += int(self.training)
         targets, spans = batch["targets"], batch["span_targets"]
         b = targets.shape[0]
-        h = fuse_text(self.model, batch)  # (B*K, T, D)
+        h = self.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (B*K, T, D)
         n, t, d = h.shape
         k = n // b
         frame_mask = batch["frame_mask"]
@@ -623,7 +610,7 @@ class HeroViolinTask(AppendedTextTask):
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         self._train_batches += int(self.training)
-        h = fuse_text(self.model, batch)  # (B, T, D)
+        h = self.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (B, T, D)
         pooled = self.heads["violin_pool"](h, batch["frame_mask"], dim=1)  # (B, D)
         logits = self.heads["violin_head"](pooled).squeeze(-1)  # (B*K,): K = 2 for paired training items
         targets = batch["targets"].float().reshape(-1)  # (B,) or (B, 2) -> (B*K,)

@@ -243,3 +243,62 @@ def test_train_limit_keeps_the_first_items(tiny_corpus, tiny_features, tmp_path,
     )
     assert task.dataset("train").items == full.dataset("train").items[:3]
     assert len(task.dataset("val")) == len(full.dataset("val"))  # only the train split is cut
+
+
+@pytest.mark.parametrize("model", ["hero", "hero-ftrm", "hero-htrm"])
+@pytest.mark.parametrize("preset", ["hero-tiny-tvqa", "hero-tiny-violin"])
+def test_every_hero_model_reads_the_appended_text(
+    model, preset, tiny_corpus, tiny_features, tmp_path, hero_tiny_config
+):
+    """QA / VIOLIN append their text to the temporal input: the frame outputs depend on it under every
+    model (F-TRM used to run per-sentence groups and an empty temporal stack, so the text reached
+    nothing), and one training step reaches the heads and the first encoder layer."""
+    cfg = hero_tiny_config(preset, tiny_corpus, tiny_features, tmp_path, f"model.name={model}")
+    torch.manual_seed(0)
+    task = (HeroQATask if preset.endswith("tvqa") else HeroViolinTask)(cfg)
+    data = task.dataset("train")
+    batch = task.collate()([data[i] for i in range(2)])
+    ids, mask = batch["text_ids"], batch["text_mask"]
+    other = torch.where(mask, (ids + 7) % 1000 + 1000, ids)  # every real text token replaced
+    with torch.no_grad():
+        task.eval()
+        h, h_other = (
+            task.model.encode_with_text(batch, ids, mask),
+            task.model.encode_with_text(batch, other, mask),
+        )
+    assert h.shape[:2] == batch["frame_feats"].shape[:2]
+    assert (h - h_other).abs().amax() > 1e-4, f"{model}: the appended text does not reach the frames"
+    task.train()
+    out = task(batch)
+    loss = sum(v for k, v in out.items() if k.endswith("_loss"))
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, p in task.heads.named_parameters():  # a bias shared by the K answers has zero gradient
+        assert p.grad is not None and (p.ndim == 1 or p.grad.abs().sum() > 0), (model, name)
+    assert task.get_parameter("model.cross.blocks.0.attn.q.weight").grad.abs().sum() > 0, model
+
+
+def test_flat_baseline_lets_a_frame_see_every_subtitle_sentence(
+    tiny_corpus, tiny_features, tmp_path, hero_tiny_config
+):
+    """F-TRM (HERO 4.3) is one flat pass over the clip: under QA, a frame's output changes when a subtitle
+    token of another sentence changes (the per-sentence groups it used to run left it unchanged)."""
+    cfg = hero_tiny_config("hero-tiny-tvqa", tiny_corpus, tiny_features, tmp_path, "model.name=hero-ftrm")
+    task = HeroQATask(cfg).eval()
+    data = task.dataset("train")
+    batch = task.collate()([data[0]])
+    group, frame_index = batch["pack_group"], batch["pack_frame_index"]
+    is_token = (frame_index < 0) & (group >= 0) & (batch["pack_token_ids"] > 103)
+    groups = group[is_token].unique()
+    assert len(groups) >= 2, "the first tiny-corpus clip needs two subtitle sentences"
+    g0, g1 = int(groups[0]), int(groups[1])
+    frames_g0 = frame_index[(group == g0) & (frame_index >= 0)]  # flat frame index b * T + t, b = 0
+    assert len(frames_g0) > 0
+    changed = dict(batch)
+    changed["pack_token_ids"] = torch.where(
+        is_token & (group == g1), batch["pack_token_ids"] + 1, batch["pack_token_ids"]
+    )
+    with torch.no_grad():
+        a = task.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])[0, frames_g0]
+        b = task.model.encode_with_text(changed, batch["text_ids"], batch["text_mask"])[0, frames_g0]
+    assert (a - b).abs().amax() > 1e-4
