@@ -12,12 +12,23 @@ import pytest
 from tempovl.config import load_config
 from tempovl.engine.learnability import check_task
 
-# Known NOT to fit yet (issue 12, measured with `tempovl learnability`): hero-tiny-tvc (73 % token accuracy
-# after 150 steps), hero-tiny-pretrain MLM / MNCE / FOM, HiTeA-tiny VTC (constant text [CLS] at
-# initialisation). VIOLIN and TVQA fit since their presets dropped the x10 head lr (see their yaml).
-HERO = ["hero-tiny-vcmr", "hero-tiny-didemo", "hero-tiny-msrvtt", "hero-tiny-violin", "hero-tiny-tvqa"]
+# Known NOT to fit yet (issue 12, measured with `tempovl learnability`): hero-tiny-pretrain MLM / MNCE / FOM,
+# HiTeA-tiny VTC (constant text [CLS] at initialisation). VIOLIN and TVQA fit since their presets dropped
+# the x10 head lr (see their yaml). TVC is slow rather than stuck: 16 demo clips' captions reach 65 % token
+# accuracy in 60 steps, 88 % in 200 and 96 % in 300.
+HERO = [
+    "hero-tiny-vcmr",
+    "hero-tiny-didemo",
+    "hero-tiny-msrvtt",
+    "hero-tiny-violin",
+    "hero-tiny-tvqa",
+    "hero-tiny-tvc",
+]
 HITEA: list[str] = []
-STEPS = {"hero-tiny-tvqa": 120}  # 8 train items on the tiny corpus: one batch per step
+STEPS = {
+    "hero-tiny-tvqa": 120,
+    "hero-tiny-tvc": 300,
+}  # tvqa: 8 train items on the tiny corpus, one batch per step
 
 
 @pytest.mark.slow
