@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +38,27 @@ def register_task(name: str) -> Callable[[type], type]:
     return wrap
 
 
+# the modules whose import registers the built-in models and tasks (their packages' __init__ import nothing,
+# so that a task module importing a sibling never runs into a half-initialised package)
+BUILTIN_MODULES = (
+    "tempovl.models.hero",
+    "tempovl.models.hero_baselines",
+    "tempovl.models.hitea",
+    "tempovl.tasks.hero_caption",
+    "tempovl.tasks.hero_pretrain",
+    "tempovl.tasks.hero_qa",
+    "tempovl.tasks.hero_retrieval",
+    "tempovl.tasks.hitea_caption",
+    "tempovl.tasks.hitea_pretrain",
+    "tempovl.tasks.hitea_qa",
+    "tempovl.tasks.hitea_retrieval",
+    "tempovl.tasks.toy",
+)
+
+
 def _load_builtins() -> None:
-    import tempovl.models  # noqa: F401  (registers models)
-    import tempovl.tasks  # noqa: F401  (registers tasks)
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def lookup(table: dict[str, Any], name: str, what: str) -> Any:

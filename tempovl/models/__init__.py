@@ -1,3 +1,1 @@
-"""Model families; importing this package registers them."""
-
-from tempovl.models import hero, hero_baselines, hitea  # noqa: F401  (registers hero, hero-ftrm, hero-htrm, hitea)
+"""Model families; `tempovl.registry` imports the modules that register them."""

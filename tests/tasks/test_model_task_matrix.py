@@ -4,6 +4,9 @@ the completeness check below, so the matrix cannot silently fall behind the regi
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -59,3 +62,12 @@ def test_every_hero_model_takes_a_step_on_every_hero_task(
         for name, p in [] if heads is None else heads.named_parameters():
             if p.ndim >= 2:
                 assert p.grad is not None and p.grad.abs().sum() > 0, (model, task_name, subtask, name)
+
+
+def test_the_packages_import_nothing_so_task_modules_cannot_form_a_cycle():
+    code = (
+        "import sys, tempovl.tasks, tempovl.models; "
+        "print(sorted(m for m in sys.modules if m.startswith(('tempovl.tasks.', 'tempovl.models.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
