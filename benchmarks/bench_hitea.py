@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tempovl.config import load_config
 from tempovl.io import atomic_open
 from tempovl.registry import build_model
+from tempovl.tasks.hitea_losses import pretraining_losses
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -61,7 +62,7 @@ def step(model, inputs, precision: str, device: torch.device) -> None:
         torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     )
     with ctx:
-        out = model(*inputs[:3], video_short=inputs[3])
+        out = pretraining_losses(model, *inputs[:3], video_short=inputs[3])
     loss = sum(v for k, v in out.items() if k.endswith("_loss"))
     loss.backward()
     model.zero_grad(set_to_none=True)

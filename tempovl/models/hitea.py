@@ -10,9 +10,10 @@ Architecture (paper section 3 and appendix C.2; layout of the public ModelScope 
     decoder: causal BERT with cross-attention to [video_out; text_out] (PrefixLM, open-ended QA) or to
         the video alone (captioning); ``generate`` does greedy and beam search.
 
-Pre-training (``forward``) returns every enabled loss by name: ``vtc_loss`` (momentum encoders + MoCo
-queues), ``vtm_loss`` (hard negatives), ``mlm_loss`` (15 %, 80/10/10), ``prefixlm_loss`` (random prefix),
-``cme_loss`` and ``mtre_loss`` (the temporal tasks). ``HiteaConfig.losses`` switches them (Table 4).
+The model returns representations and never computes a loss: the six pre-training losses (VTC, VTM, MLM,
+PrefixLM, CME, MTRE) are composed in :mod:`tempovl.tasks.hitea_losses` from its encoders and heads and
+from ``tempovl/objectives``; ``HiteaConfig.losses`` switches them (Table 4). The heads and the VTC queues
+stay here, so checkpoints keep their layout.
 """
 
 from __future__ import annotations
@@ -28,11 +29,9 @@ from torch import nn
 
 from tempovl.errors import ConfigError
 from tempovl.layers import TextEmbedding, TransformerBlock
-from tempovl.models.text import beam_search, bert_key_to_ours, lm_cross_entropy, load_bert_state, split_prefix
-from tempovl.objectives.masked import mask_tokens
-from tempovl.objectives.temporal import MTREHead, cme_loss, cme_select
+from tempovl.models.text import beam_search, bert_key_to_ours, load_bert_state
+from tempovl.objectives.temporal import MTREHead
 from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
-from tempovl.objectives.vtm import sample_hard_negatives, vtm_loss
 from tempovl.registry import register_model
 
 LOSSES = ("vtc", "vtm", "mlm", "prefixlm", "cme", "mtre")
@@ -302,121 +301,13 @@ class Hitea(nn.Module):
         """Matching logits (B, 2) (index 1 = matched) from the fused text [CLS]."""
         return self.vtm_head(self.fuse(video_feats, text_feats, text_mask)[1][:, 0])
 
-    # ------------------------------------------------------------------ pre-training
-    def forward(
-        self,
-        video_long: torch.Tensor,
-        text_ids: torch.Tensor,
-        text_mask: torch.Tensor,
-        video_short: torch.Tensor | None = None,
-        pair_ids: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Both views (B, T, 3, H, W), caption ids/mask (B, L) -> {"vtc_loss", ..., "mtre_loss", scalars}."""
-        on = set(self.cfg.losses)
-        text_mask = text_mask.bool()
-        if ({"cme", "mtre"} & on) and video_short is None:
-            raise ValueError("cme/mtre need the short view: pass video_short")
-        out: dict[str, torch.Tensor] = {}
-        v_long = self.encode_video(video_long)  # (B, 1+M, D)
-        text = self.encode_text(text_ids, text_mask)  # (B, L, D)
-        v_feat, t_feat = self.video_embed(v_long), self.text_embed(text, text_mask)
-
-        vtc = (
-            self._vtc(video_long, text_ids, text_mask, v_feat, t_feat, pair_ids)
-            if ({"vtc", "vtm"} & on)
-            else None
-        )
-        if "vtc" in on:
-            out["vtc_loss"], out["vtc_temp"] = vtc["vtc_loss"], vtc["vtc_temp"]
-            # in-batch video -> text accuracy: the argmax text of each video is one of its positives
-            hit = vtc["pos_mask"].gather(1, vtc["sim_v2t"].argmax(dim=1, keepdim=True))
-            out["vtc_acc"] = hit.float().mean()
-        fused_long = None
-        if {"vtm", "mtre"} & on:
-            fused_long = self.fuse(v_long, text, text_mask)  # the positive pair, reused by MTRE
-        if "vtm" in on:
-            out["vtm_loss"] = self._vtm(v_long, text, text_mask, fused_long[1][:, 0], vtc)
-        if "mlm" in on:
-            out["mlm_loss"] = self._mlm(v_long, text_ids, text_mask)
-        if "prefixlm" in on:
-            out["prefixlm_loss"] = self._prefixlm(v_long, text_ids, text_mask)
-        if {"cme", "mtre"} & on:
-            v_short = self.encode_video(video_short)
-            word_feats, word_mask = (
-                text[:, 1:],
-                text_mask[:, 1:] & (text_ids[:, 1:] != self.cfg.sep_id),
-            )  # (B, L-1, D)
-            if "cme" in on:
-                temp = self.cme_temp.clamp(0.001, 0.5)
-                words = F.normalize(self.text_proj(word_feats), dim=-1)
-                out["cme_loss"], index, selected = cme_loss(
-                    words, word_mask, self.video_embed(v_short), temp, self.cfg.cme_topk
-                )
-                out["cme_temp"] = temp.detach()
-            else:
-                words = self.text_proj(word_feats)
-                index, selected = cme_select(
-                    words, word_mask, self.vision_proj(v_short[:, 0]), self.cfg.cme_topk
-                )
-            if "mtre" in on:
-                picked = torch.gather(
-                    word_feats, 1, index[..., None].expand(-1, -1, word_feats.shape[-1])
-                )  # (B, K, D)
-                short_cls = self.fuse(v_short, picked, selected)[0][:, 0]
-                out["mtre_loss"] = self.mtre(fused_long[0][:, 0], short_cls)
-        return out
-
-    def _vtc(self, video, text_ids, text_mask, v_feat, t_feat, pair_ids) -> dict[str, torch.Tensor]:
-        v_m = t_m = None
-        if self.cfg.momentum > 0:
-            with torch.no_grad():
-                if self.training:
-                    self.momentum_step()
-                v_m = self.video_embed(self.encode_video(video, momentum=True), momentum=True)
-                t_m = self.text_embed(
-                    self.encode_text(text_ids, text_mask, momentum=True), text_mask, momentum=True
-                )
-        return self.vtc(v_feat, t_feat, v_m, t_m, pair_ids)
-
+    # ------------------------------------------------------------------ momentum encoders
     @torch.no_grad()
     def momentum_step(self) -> None:
         """Move every momentum copy towards its online module (coefficient ``cfg.momentum``)."""
         for name in self.momentum_names:
             if getattr(self, name) is not None:
                 momentum_update(getattr(self, name), getattr(self, f"{name}_m"), self.cfg.momentum)
-
-    def _vtm(self, v_long, text, text_mask, pos_cls, vtc) -> torch.Tensor:
-        neg_video, ok_v = sample_hard_negatives(vtc["sim_t2v"], vtc["pos_mask"].t())  # a video per text
-        neg_text, ok_t = sample_hard_negatives(vtc["sim_v2t"], vtc["pos_mask"])  # a text per video
-        # text i with video neg_video[i]; video i with text neg_text[i]
-        videos = torch.cat([v_long[neg_video], v_long], dim=0)  # (2B, 1+M, D)
-        texts = torch.cat([text, text[neg_text]], dim=0)
-        masks = torch.cat([text_mask, text_mask[neg_text]], dim=0)
-        neg_logits = self.vtm_head(self.fuse(videos, texts, masks)[1][:, 0])  # (2B, 2)
-        return vtm_loss(self.vtm_head(pos_cls), neg_logits[torch.cat([ok_v, ok_t])])
-
-    def _mlm(self, v_long, text_ids, text_mask) -> torch.Tensor:
-        c = self.cfg
-        special = torch.tensor([c.pad_id, c.cls_id, c.sep_id], device=text_ids.device)
-        candidates = text_mask.bool() & ~torch.isin(text_ids, special)
-        masked, labels = mask_tokens(text_ids, candidates, c.mask_id, (0, c.vocab_size), c.mlm_prob)
-        _, text_out = self.fuse(v_long, self.encode_text(masked, text_mask), text_mask)
-        chosen = labels != -100  # the vocabulary projection only where there is a target (about 15 %)
-        logits = self.mlm_head(text_out[chosen], self.text_encoder.embeddings.word.weight)  # (N, V)
-        return lm_cross_entropy(logits, labels[chosen])
-
-    def _prefixlm(self, v_long, text_ids, text_mask) -> torch.Tensor:
-        prefix, prefix_mask, target, target_mask = split_prefix(
-            text_ids, text_mask, self.cfg.pad_id, self.cfg.cls_id
-        )
-        video_out, text_out = self.fuse(v_long, self.encode_text(prefix, prefix_mask), prefix_mask)
-        enc = torch.cat([video_out, text_out], dim=1)  # (B, Nv + Lp, D)
-        enc_mask = torch.cat(
-            [torch.ones(video_out.shape[:2], dtype=torch.bool, device=enc.device), prefix_mask], 1
-        )
-        logits = self.decoder(target, target_mask, enc, enc_mask)
-        labels = target[:, 1:].masked_fill(~target_mask[:, 1:], -100)  # next-token targets
-        return lm_cross_entropy(logits[:, :-1], labels)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

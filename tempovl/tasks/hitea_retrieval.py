@@ -32,6 +32,7 @@ from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_m
 from tempovl.models.text import pad_ids
 from tempovl.registry import register_task
 from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
+from tempovl.tasks.hitea_losses import pretraining_losses
 
 
 @dataclass
@@ -212,7 +213,9 @@ class HiteaRetrievalTask(HiteaDownstreamTask):
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         self.reset_stale_queue()
-        return self.model(batch["video"], batch["text_ids"], batch["text_mask"], pair_ids=batch["pair_ids"])
+        return pretraining_losses(
+            self.model, batch["video"], batch["text_ids"], batch["text_mask"], pair_ids=batch["pair_ids"]
+        )
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()

@@ -8,6 +8,7 @@ from tempovl.errors import ConfigError
 from tempovl.models.hitea import LOSSES, Hitea, HiteaConfig
 from tempovl.models.text import split_prefix
 from tempovl.objectives.masked import mask_tokens
+from tempovl.tasks.hitea_losses import pretraining_losses
 
 CLS, SEP, MASK = 1, 2, 3
 
@@ -54,7 +55,7 @@ def batch(b: int = 3, length: int = 8):
 def test_forward_returns_every_loss_and_every_parameter_gets_a_gradient():
     torch.manual_seed(0)
     model = Hitea(tiny_cfg(), StubVideo())
-    out = model(*batch()[:3], video_short=batch()[3])
+    out = pretraining_losses(model, *batch()[:3], video_short=batch()[3])
     assert {k for k in out if k.endswith("_loss")} == {f"{n}_loss" for n in LOSSES}
     assert all(torch.isfinite(v).all() for v in out.values())
     sum(v for k, v in out.items() if k.endswith("_loss")).backward()
@@ -75,7 +76,7 @@ def test_momentum_update_and_enqueue_happen_in_training_steps():
         model.text_proj.weight.add_(1.0)  # online and momentum copies now differ
     before = model.text_proj_m.weight.clone()
     video_long, ids, mask, video_short = batch()
-    model(video_long, ids, mask, video_short)
+    pretraining_losses(model, video_long, ids, mask, video_short)
     assert torch.allclose(model.text_proj_m.weight, 0.5 * before + 0.5 * model.text_proj.weight)
     assert int(model.vtc.queue.ptr) == 3
 
@@ -86,9 +87,11 @@ def test_vtc_acc_counts_in_batch_video_to_text_hits_with_shared_pair_ids():
     torch.manual_seed(0)
     model = Hitea(tiny_cfg(losses=["vtc"], queue_size=0, momentum=0.0), StubVideo())
     video_long, ids, mask, _ = batch()
-    out = model(video_long, ids, mask)
+    out = pretraining_losses(model, video_long, ids, mask)
     assert 0.0 <= float(out["vtc_acc"]) <= 1.0 and not out["vtc_acc"].requires_grad
-    same = model(video_long, ids, mask, pair_ids=torch.zeros(3, dtype=torch.long))  # one group
+    same = pretraining_losses(
+        model, video_long, ids, mask, pair_ids=torch.zeros(3, dtype=torch.long)
+    )  # one group
     assert float(same["vtc_acc"]) == 1.0
 
 
@@ -99,14 +102,14 @@ def test_loss_switches(losses):
     model = Hitea(tiny_cfg(losses=losses), StubVideo())
     video_long, ids, mask, video_short = batch()
     needs_short = {"cme", "mtre"} & set(losses)
-    out = model(video_long, ids, mask, video_short if needs_short else None)
+    out = pretraining_losses(model, video_long, ids, mask, video_short if needs_short else None)
     assert {k for k in out if k.endswith("_loss")} == {f"{n}_loss" for n in losses}
 
 
 def test_missing_short_view_and_unknown_loss_are_errors():
     model = Hitea(tiny_cfg(), StubVideo())
     with pytest.raises(ValueError, match="short view"):
-        model(*batch()[:3])
+        pretraining_losses(model, *batch()[:3])
     with pytest.raises(ConfigError, match="model.losses"):
         Hitea(tiny_cfg(losses=["vtc", "fom"]), StubVideo())
 
@@ -114,7 +117,7 @@ def test_missing_short_view_and_unknown_loss_are_errors():
 def test_video_projection_when_widths_differ_and_no_momentum():
     model = Hitea(tiny_cfg(momentum=0.0, queue_size=0), StubVideo(out_dim=20))
     assert model.video_proj is not None and not hasattr(model, "text_encoder_m")
-    out = model(*batch()[:3], video_short=batch()[3])
+    out = pretraining_losses(model, *batch()[:3], video_short=batch()[3])
     assert torch.isfinite(out["vtc_loss"])
 
 
@@ -135,9 +138,8 @@ def test_mean_pooled_embeddings_use_only_valid_tokens_and_patches():
         cls_model.text_embed(feats, mask),
         torch.nn.functional.normalize(cls_model.text_proj(feats[:, 0]), dim=-1),
     )
-    out = Hitea(tiny_cfg(video_pool="mean", text_pool="mean"), StubVideo())(
-        *batch()[:3], video_short=batch()[3]
-    )
+    mean_model = Hitea(tiny_cfg(video_pool="mean", text_pool="mean"), StubVideo())
+    out = pretraining_losses(mean_model, *batch()[:3], video_short=batch()[3])
     assert torch.isfinite(out["vtc_loss"])
     with pytest.raises(ConfigError, match="model.text_pool"):
         Hitea(tiny_cfg(text_pool="max"), StubVideo())
@@ -229,6 +231,6 @@ def test_hitea_tiny_preset_runs_with_the_real_backbone():
     model = build_model(load_config("model/hitea-tiny")["model"])
     ids = torch.tensor([[101, 2000, 2001, 2002, 102], [101, 2003, 2004, 102, 0]])
     video = torch.randn(2, 8, 3, 32, 32)
-    out = model(video, ids, ids != 0, torch.randn(2, 8, 3, 32, 32))
+    out = pretraining_losses(model, video, ids, ids != 0, torch.randn(2, 8, 3, 32, 32))
     assert {k for k in out if k.endswith("_loss")} == {f"{n}_loss" for n in LOSSES}
     assert all(torch.isfinite(v) for v in out.values())
