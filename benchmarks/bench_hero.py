@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from tempovl.config import load_config
+from tempovl.data.packing import pack_clips
 from tempovl.io import atomic_open
-from tempovl.models.hero import pack_clips
 from tempovl.registry import build_model
 
 

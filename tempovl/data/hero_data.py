@@ -5,7 +5,7 @@ per-sub-task batch builders (MLM, MFM, FOM, VSM) that follow the official HERO c
 A clip item is a video id, its frame features ``(T, F)`` from the feature store (the first
 ``max_frames`` frames) and its cross-modal units (``tempovl.data.align.cross_modal_units``): every
 subtitle group with the frames it owns, plus an empty-text unit per run of frames that no sentence
-covers. Each unit becomes one group of :func:`tempovl.models.hero.pack_clips`: ``[SEP] + tokens``
+covers. Each unit becomes one group of :func:`tempovl.data.packing.pack_clips`: ``[SEP] + tokens``
 (``[CLS] + tokens`` for MLM, as the official ``create_mlm_io``).
 
 Sub-task batches (all randomness comes from an optional ``torch.Generator``, so evaluation can fix it):
@@ -35,12 +35,11 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import align, cross_modal_units, frame_spans
 from tempovl.data.features.store import FeatureStore
+from tempovl.data.masking import IGNORE, mask_tokens, shuffle_frames
+from tempovl.data.packing import pack_clips
 from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
-from tempovl.models.hero import pack_clips
-from tempovl.objectives.masked import IGNORE, mask_tokens
-from tempovl.objectives.order import shuffle_frames
 
 SUBTASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
 

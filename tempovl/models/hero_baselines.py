@@ -9,7 +9,7 @@
   sentence); every frame's input to the Temporal Transformer is ``V_emb`` + the max-pooled output of its
   sentence. The cross-modal frame embedder is unused.
 
-Both read the same :func:`tempovl.models.hero.pack_clips` batch, so tasks, losses and the converter
+Both read the same :func:`tempovl.data.packing.pack_clips` batch, so tasks, losses and the converter
 of text weights work unchanged.
 """
 

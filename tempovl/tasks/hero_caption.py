@@ -29,12 +29,13 @@ from torch.utils.data import Dataset
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvc
 from tempovl.data.hero_data import TextSpecials, pad_frames
+from tempovl.data.packing import pack_clips
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_json
 from tempovl.layers.transformer import Transformer
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
-from tempovl.models.hero import HeroConfig, pack_clips
+from tempovl.models.hero import HeroConfig
 from tempovl.registry import register_task
 from tempovl.tasks.hero_qa import HeroDownstreamTask
 

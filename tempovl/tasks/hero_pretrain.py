@@ -24,13 +24,14 @@ from torch.utils.data import Dataset, Subset
 from tempovl.config import from_dict
 from tempovl.data.features.store import FeatureStore
 from tempovl.data.hero_data import SUBTASKS, DataConfig, HeroClipDataset, HeroCollate, TextSpecials
+from tempovl.data.masking import IGNORE
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.engine.distributed import all_gather_with_grad, all_reduce_max, get_rank, get_world_size
 from tempovl.errors import ConfigError
 from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
 from tempovl.models.hero import Hero
 from tempovl.objectives.contrastive import MNCELoss
-from tempovl.objectives.masked import IGNORE, MFFR_LOSSES, MFFRLoss, MLMLoss
+from tempovl.objectives.masked import MFFR_LOSSES, MFFRLoss, MLMLoss
 from tempovl.objectives.matching import VSMLoss, vsm_global_scores
 from tempovl.objectives.order import FOMLoss
 from tempovl.registry import build_model, register_task

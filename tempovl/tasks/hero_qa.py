@@ -42,11 +42,12 @@ from tempovl.config import from_dict
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvqa, read_violin
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, clip_units, pad_frames
+from tempovl.data.packing import pack_clips
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import read_jsonl
 from tempovl.metrics.qa import qa_accuracy
-from tempovl.models.hero import GeluNormMLP, Hero, pack_clips
+from tempovl.models.hero import GeluNormMLP, Hero
 from tempovl.registry import register_task
 from tempovl.tasks.base import Task
 from tempovl.tasks.hero_pretrain import setup_hero

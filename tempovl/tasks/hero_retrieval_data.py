@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames
-from tempovl.models.hero import pack_clips
+from tempovl.data.packing import pack_clips
 
 
 @dataclass

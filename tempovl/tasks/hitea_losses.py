@@ -13,9 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from tempovl.data.masking import mask_tokens
 from tempovl.models.hitea import Hitea
 from tempovl.models.text import lm_cross_entropy, split_prefix
-from tempovl.objectives.masked import mask_tokens
 from tempovl.objectives.temporal import cme_loss, cme_select
 from tempovl.objectives.vtm import sample_hard_negatives, vtm_loss
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 import yaml
 
 from tempovl.convert.hero_official import convert, convert_state_dict
+from tempovl.data.packing import pack_clips
 from tempovl.errors import InputError
-from tempovl.models.hero import pack_clips
 from tempovl.registry import build_model
 
 D, FD, V, HEADS, NC, NT = 32, 12, 64, 4, 2, 1

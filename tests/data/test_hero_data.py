@@ -19,10 +19,10 @@ from tempovl.data.hero_data import (
     sample_frame_mask,
     span_target,
 )
+from tempovl.data.masking import IGNORE
 from tempovl.data.subtitles import Sentence
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
-from tempovl.objectives.masked import IGNORE
 
 SP = TextSpecials(cls=101, sep=102, mask=103, pad=0, random_range=(1000, 2000))
 FDIM = 6

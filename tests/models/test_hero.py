@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from tempovl.config import from_dict, load_config
-from tempovl.models.hero import Hero, HeroConfig, pack_clips
+from tempovl.data.masking import mask_tokens, shuffle_frames
+from tempovl.data.packing import pack_clips
+from tempovl.models.hero import Hero, HeroConfig
 from tempovl.objectives.contrastive import MNCELoss
-from tempovl.objectives.masked import MFFRLoss, MLMLoss, mask_tokens
+from tempovl.objectives.masked import MFFRLoss, MLMLoss
 from tempovl.objectives.matching import VSMLoss, vsm_global_scores
-from tempovl.objectives.order import FOMLoss, shuffle_frames
+from tempovl.objectives.order import FOMLoss
 from tempovl.registry import build_model
 
 FDIM = 12

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from tempovl.data.masking import mask_tokens
 from tempovl.errors import ConfigError
 from tempovl.models.hitea import LOSSES, Hitea, HiteaConfig
 from tempovl.models.text import split_prefix
-from tempovl.objectives.masked import mask_tokens
 from tempovl.tasks.hitea_losses import pretraining_losses
 
 CLS, SEP, MASK = 1, 2, 3

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from tempovl.data.masking import mask_tokens, shuffle_frames
 from tempovl.objectives.contrastive import MNCELoss
-from tempovl.objectives.masked import MFFRLoss, MLMLoss, mask_tokens
+from tempovl.objectives.masked import MFFRLoss, MLMLoss
 from tempovl.objectives.matching import (
     VSMLoss,
     global_terms,
@@ -16,7 +17,7 @@ from tempovl.objectives.matching import (
     nce_both_ways,
     vsm_global_scores,
 )
-from tempovl.objectives.order import FOMLoss, shuffle_frames
+from tempovl.objectives.order import FOMLoss
 
 
 def test_mlm_loss_hand_computed():

@@ -71,3 +71,29 @@ def test_the_packages_import_nothing_so_task_modules_cannot_form_a_cycle():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_data_imports_neither_models_nor_objectives():
+    """The boundary of issue 14: data pipelines (packing, masking, shuffling, alignment) live in data/."""
+    import ast
+    from pathlib import Path
+
+    import tempovl
+
+    root = Path(tempovl.__file__).parent
+    bad = []
+    for path in sorted((root / "data").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            bad += [
+                f"{path.relative_to(root)}: {n}"
+                for n in names
+                if n.startswith(("tempovl.models", "tempovl.objectives"))
+            ]
+    assert not bad, "\n".join(bad)
