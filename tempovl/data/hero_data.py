@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from tempovl.data.align import align, cross_modal_units, frame_spans
 from tempovl.data.features.store import FeatureStore
 from tempovl.data.masking import IGNORE, mask_tokens, shuffle_frames
-from tempovl.data.packing import pack_clips
+from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
@@ -327,12 +327,7 @@ class HeroCollate:
                 targets.append(span_target(units[u].frame_ids, num_frames[b]))
                 query_video.append(b)
         out = self._pack(groups, num_frames, sp.pad)
-        lq = max(len(q) for q in queries)
-        query_ids = torch.full((len(queries), lq), sp.pad, dtype=torch.long)
-        for i, q in enumerate(queries):
-            query_ids[i, : len(q)] = torch.tensor(q, dtype=torch.long)
-        out["query_ids"] = query_ids  # (Nq, Lq)
-        out["query_mask"] = torch.arange(lq)[None] < torch.tensor([len(q) for q in queries])[:, None]
+        out["query_ids"], out["query_mask"] = pad_ids(queries, sp.pad)  # (Nq, Lq) each
         out["span_targets"] = torch.tensor(targets, dtype=torch.long)  # (Nq, 2)
         out["query_video"] = torch.tensor(query_video, dtype=torch.long)  # (Nq,)
         out["query_repeat"] = torch.tensor(repeat, dtype=torch.bool)  # (Nq,) a padding copy

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_caption_pairs
+from tempovl.data.packing import pad_ids
 from tempovl.data.video import _frames_at, probe, sparse_times
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import atomic_path
@@ -274,13 +275,7 @@ class CollateCaptionPairs:
         self.mean, self.std = NORMALIZATION[normalize]
 
     def __call__(self, items: list[dict]) -> dict:
-        longest = max(len(it["text_ids"]) for it in items)
-        ids = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(items), longest, dtype=torch.bool)
-        for row, it in enumerate(items):
-            n = len(it["text_ids"])
-            ids[row, :n] = torch.as_tensor(it["text_ids"], dtype=torch.long)
-            mask[row, :n] = True
+        ids, mask = pad_ids([it["text_ids"] for it in items], self.pad_id)
         return {
             "video_long": to_float_video(
                 torch.stack([it["video_long"] for it in items]), self.mean, self.std

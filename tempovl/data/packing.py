@@ -1,4 +1,4 @@
-"""HERO's packed batch layout: the sentence groups of a batch of clips, packed into rows for the
+"""Batch layout: :func:`pad_ids` (token-id rows -> padded ids + mask, used by every pipeline) and HERO's packed batch layout: the sentence groups of a batch of clips, packed into rows for the
 cross-modal pass (one attention block per group). Used by every HERO data pipeline and read by the HERO
 models (``tempovl.models.hero``)."""
 
@@ -91,3 +91,16 @@ def pack_clips(
         "frame_group": frame_group,
         "clip_token_index": clip_token_index,
     }
+
+
+def pad_ids(rows: Sequence[Sequence[int] | torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id rows (lists or 1-D tensors) -> (ids (N, L) right-padded with `pad_id`, mask (N, L) bool), on
+    the device of the first row when it is a tensor."""
+    device = rows[0].device if isinstance(rows[0], torch.Tensor) else None
+    longest = max(len(r) for r in rows)
+    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=device)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long, device=device)
+        mask[i, : len(r)] = True
+    return ids, mask

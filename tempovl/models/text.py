@@ -3,13 +3,13 @@ blocks (``BERT_NAMES``), the PrefixLM split, language-model cross-entropy and be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError
 
 BERT_NAMES = {  # Hugging Face BERT layer / embedding names -> ours (TransformerBlock, TextEmbedding)
@@ -57,19 +57,6 @@ def split_prefix(
     prefix, prefix_mask = pad_ids(prefixes, pad_id)
     target, target_mask = pad_ids(targets, pad_id)
     return prefix, prefix_mask, target, target_mask
-
-
-def pad_ids(rows: Sequence[Sequence[int] | torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token-id rows (lists or 1-D tensors) -> (ids (N, L) right-padded with `pad_id`, mask (N, L) bool), on
-    the device of the first row when it is a tensor."""
-    device = rows[0].device if isinstance(rows[0], torch.Tensor) else None
-    longest = max(len(r) for r in rows)
-    ids = torch.full((len(rows), longest), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros(len(rows), longest, dtype=torch.bool, device=device)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long, device=device)
-        mask[i, : len(r)] = True
-    return ids, mask
 
 
 def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

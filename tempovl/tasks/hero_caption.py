@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvc
 from tempovl.data.hero_data import TextSpecials, pad_frames
-from tempovl.data.packing import pack_clips
+from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_json
@@ -146,14 +146,9 @@ class CaptionCollate:
         batch = pack_clips(groups, [len(c["frame_feats"]) for c in clips], self.pack_max_len, sp.pad)
         batch["frame_feats"], batch["frame_mask"] = frame_feats, frame_mask
         batch["moments"] = torch.tensor([it["moment"] for it in items], dtype=torch.long)  # (B, 2)
-        n = max(len(it["tokens"]) for it in items) + 1
-        inputs = torch.full((len(items), n), sp.pad, dtype=torch.long)
-        targets = torch.full((len(items), n), IGNORE, dtype=torch.long)
-        for b, it in enumerate(items):
-            t = it["tokens"]
-            inputs[b, : len(t) + 1] = torch.tensor([sp.cls, *t], dtype=torch.long)
-            targets[b, : len(t) + 1] = torch.tensor([*t, sp.sep], dtype=torch.long)
-        batch["caption_ids"], batch["caption_targets"] = inputs, targets  # (B, L) each
+        inputs, _ = pad_ids([[sp.cls, *it["tokens"]] for it in items], sp.pad)  # (B, L)
+        targets, _ = pad_ids([[*it["tokens"], sp.sep] for it in items], IGNORE)  # (B, L)
+        batch["caption_ids"], batch["caption_targets"] = inputs, targets
         batch["meta"] = [it["meta"] for it in items]
         return batch
 

@@ -42,7 +42,7 @@ from tempovl.config import from_dict
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvqa, read_violin
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, clip_units, pad_frames
-from tempovl.data.packing import pack_clips
+from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import read_jsonl
@@ -242,12 +242,7 @@ class TextClipCollate:
                 groups.append([([sp.sep, *u.tokens, *text], u.frame_ids) for u in it["clip"]["units"]])
                 texts.append(text)
         batch = pack_clips(groups, [n for n in num_frames for _ in range(k)], self.pack_max_len, sp.pad)
-        lt = max(len(t) for t in texts)
-        text_ids = torch.full((len(texts), lt), sp.pad, dtype=torch.long)
-        for i, t in enumerate(texts):
-            text_ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
-        batch["text_ids"] = text_ids  # (B*K, Lt)
-        batch["text_mask"] = torch.arange(lt)[None] < torch.tensor([len(t) for t in texts])[:, None]
+        batch["text_ids"], batch["text_mask"] = pad_ids(texts, sp.pad)  # (B*K, Lt) each
         batch["frame_feats"] = frame_feats.repeat_interleave(k, dim=0)  # (B, T, F) -> (B*K, T, F)
         batch["frame_mask"] = frame_mask.repeat_interleave(k, dim=0)  # (B*K, T)
         batch["targets"] = torch.tensor([it["target"] for it in items], dtype=torch.long)  # (B,) or (B, K)

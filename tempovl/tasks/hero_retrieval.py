@@ -40,6 +40,7 @@ from tempovl.config import from_dict
 from tempovl.data.annotations import read_didemo, read_msrvtt, read_tvr
 from tempovl.data.features.store import FeatureStore
 from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units
+from tempovl.data.packing import pad_ids
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.engine.distributed import get_world_size
 from tempovl.errors import ConfigError, InputError
@@ -58,7 +59,6 @@ from tempovl.tasks.hero_retrieval_data import (
     RetrievalCollate,
     chunks,
     mode_span,
-    pad_queries,
     video_batch,
 )
 
@@ -291,7 +291,7 @@ class HeroRetrievalTask(Task):
         """Query vectors (N, D)."""
         out = []
         for chunk in chunks(len(texts), 64):
-            ids, mask = pad_queries([self.encode_text(texts[i]) for i in chunk], self.specials.pad)
+            ids, mask = pad_ids([self.encode_text(texts[i]) for i in chunk], self.specials.pad)
             out.append(self.model.encode_query(ids.to(self._device()), mask.to(self._device())))
         return torch.cat(out)
 

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames
-from tempovl.data.packing import pack_clips
+from tempovl.data.packing import pack_clips, pad_ids
 
 
 @dataclass
@@ -47,16 +47,6 @@ def video_batch(items: Sequence[dict], specials: TextSpecials, pack_max_len: int
     batch = pack_clips(groups, [len(it["frame_feats"]) for it in items], pack_max_len, specials.pad)
     batch.update(frame_feats=frame_feats, frame_mask=frame_mask, vids=[it["vid"] for it in items])
     return batch
-
-
-def pad_queries(queries: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token id lists -> query_ids (N, L) padded with `pad` and query_mask (N, L) bool."""
-    length = max(len(q) for q in queries)
-    ids = torch.full((len(queries), length), pad, dtype=torch.long)
-    for i, q in enumerate(queries):
-        ids[i, : len(q)] = torch.tensor(q, dtype=torch.long)
-    mask = torch.arange(length)[None] < torch.tensor([len(q) for q in queries])[:, None]
-    return ids, mask
 
 
 class QueryVideos(Dataset):
@@ -99,7 +89,7 @@ class RetrievalCollate:
                 queries.append(ids)
                 targets.append(target)
                 query_video.append(b)
-        batch["query_ids"], batch["query_mask"] = pad_queries(queries, self.specials.pad)
+        batch["query_ids"], batch["query_mask"] = pad_ids(queries, self.specials.pad)
         batch["span_targets"] = torch.tensor(targets, dtype=torch.long)  # (Nq, 2)
         batch["query_video"] = torch.tensor(query_video, dtype=torch.long)  # (Nq,)
         return batch

@@ -20,10 +20,11 @@ import torch
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_caption_pairs, read_msrvtt
+from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_jsonl
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
-from tempovl.models.text import lm_cross_entropy, pad_ids
+from tempovl.models.text import lm_cross_entropy
 from tempovl.registry import register_task
 from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
 

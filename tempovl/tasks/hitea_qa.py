@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_tvqa
+from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_jsonl
 from tempovl.metrics.qa import exact_match_accuracy, qa_accuracy
-from tempovl.models.text import lm_cross_entropy, pad_ids
+from tempovl.models.text import lm_cross_entropy
 from tempovl.registry import register_task
 from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
 

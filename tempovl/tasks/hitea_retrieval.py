@@ -27,9 +27,9 @@ import torch
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_caption_pairs, read_didemo, read_msrvtt, read_ssv2_template
+from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
-from tempovl.models.text import pad_ids
 from tempovl.registry import register_task
 from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
 from tempovl.tasks.hitea_losses import pretraining_losses
