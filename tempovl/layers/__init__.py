@@ -1,7 +1,8 @@
-"""Blocks shared by every model: one attention, transformer blocks, embeddings."""
+"""Blocks shared by every model: one attention, transformer blocks, embeddings, the LM head."""
 
 from tempovl.layers.attention import Attention, attend, expand_mask
 from tempovl.layers.embeddings import FrameEmbedding, TextEmbedding
+from tempovl.layers.heads import LMHead
 from tempovl.layers.transformer import MLP, Transformer, TransformerBlock
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "expand_mask",
     "FrameEmbedding",
     "TextEmbedding",
+    "LMHead",
     "MLP",
     "Transformer",
     "TransformerBlock",

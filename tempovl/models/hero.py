@@ -40,6 +40,7 @@ from torch import nn
 from tempovl.errors import ConfigError, InputError
 from tempovl.layers.attention import Attention
 from tempovl.layers.embeddings import TextEmbedding
+from tempovl.layers.heads import LMHead
 from tempovl.layers.transformer import Transformer
 from tempovl.registry import register_model
 
@@ -161,22 +162,6 @@ class QueryEncoder(nn.Module):
         return torch.einsum("nl,nld->nd", scores.softmax(dim=-1), x)
 
 
-class MLMHead(nn.Module):
-    """dense -> GELU -> LN -> tied decoder + bias (BertLMPredictionHead)."""
-
-    def __init__(self, cfg: HeroConfig):
-        super().__init__()
-        self.dense = nn.Linear(cfg.hidden, cfg.hidden)
-        self.norm = nn.LayerNorm(cfg.hidden, eps=cfg.embed_ln_eps)
-        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
-        self.text_vocab_size = cfg.text_vocab_size
-
-    def forward(self, x: torch.Tensor, word_weight: torch.Tensor) -> torch.Tensor:
-        """x (N, D), tied word_weight (V, D) -> logits (N, text_vocab_size) (vocab padding rows cut)."""
-        logits = F.linear(self.norm(F.gelu(self.dense(x))), word_weight, self.bias)
-        return logits[:, : self.text_vocab_size]
-
-
 class GeluNormMLP(nn.Module):
     """Linear -> GELU -> LN -> Linear: the official MFFR regression and FOM (MLPLayer) heads."""
 
@@ -225,7 +210,8 @@ class Hero(nn.Module):
         self.temporal = Transformer(self._temporal_depth(), d, cfg.num_heads, **block)
         self.query_encoder = QueryEncoder(cfg)
         # heads
-        self.mlm_head = MLMHead(cfg)  # decoder weight tied to text_embed.word
+        # BertLMPredictionHead, decoder tied to text_embed.word; logits cut to the real vocabulary
+        self.mlm_head = LMHead(d, cfg.vocab_size, cfg.embed_ln_eps, keep=cfg.text_vocab_size)
         self.mffr_head = GeluNormMLP(d, d, cfg.frame_dim, cfg.embed_ln_eps)  # MNCE shares it (official)
         self.fom_head = GeluNormMLP(d, 2 * d, cfg.max_clip_len, cfg.embed_ln_eps)
         self.vsm_query_proj = nn.Linear(d, d)

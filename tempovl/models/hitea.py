@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tempovl.errors import ConfigError
-from tempovl.layers import TextEmbedding, TransformerBlock
+from tempovl.layers import LMHead, TextEmbedding, TransformerBlock
 from tempovl.models.text import beam_search, bert_key_to_ours, load_bert_state
 from tempovl.objectives.temporal import MTREHead
 from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
@@ -149,20 +149,6 @@ class Fusion(nn.Module):
             else:
                 text = block(text, text_mask, kv=video, kv_mask=video_mask)
         return video, text
-
-
-class LMHead(nn.Module):
-    """BERT's prediction head: dense + GELU + LayerNorm, then the (tied) word-embedding matrix + bias."""
-
-    def __init__(self, dim: int, vocab_size: int):
-        super().__init__()
-        self.dense = nn.Linear(dim, dim)
-        self.norm = nn.LayerNorm(dim, eps=1e-12)
-        self.bias = nn.Parameter(torch.zeros(vocab_size))
-
-    def forward(self, x: torch.Tensor, word_weight: torch.Tensor) -> torch.Tensor:
-        """x (B, L, D), word_weight (V, D) -> logits (B, L, V)."""
-        return F.linear(self.norm(F.gelu(self.dense(x))), word_weight, self.bias)
 
 
 class TextDecoder(nn.Module):

@@ -235,3 +235,15 @@ def test_text_init_bad_layers_names_the_key():
             text_init=str(gt.get_model_path()),
             text_init_layers=[0, 9],
         )
+
+
+def test_lm_head_cuts_the_vocabulary_padding_on_any_rank():
+    """HERO pads the word table to a multiple of 8; the head's logits stop at the real vocabulary, for
+    MLM's (N, D) slots and for the TVC decoder's (B, L, D) states alike (the (B, L, D) case used to cut
+    the sequence axis instead, leaving padding ids that the tokenizer cannot decode)."""
+    from tempovl.layers import LMHead
+
+    head = LMHead(8, vocab_size=16, keep=13)
+    word = torch.randn(16, 8)
+    assert head(torch.randn(5, 8), word).shape == (5, 13)
+    assert head(torch.randn(2, 3, 8), word).shape == (2, 3, 13)
