@@ -37,11 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tempovl.errors import ConfigError, InputError
+from tempovl.errors import ConfigError
 from tempovl.layers.attention import Attention
 from tempovl.layers.embeddings import TextEmbedding
 from tempovl.layers.heads import LMHead
 from tempovl.layers.transformer import Transformer
+from tempovl.models.text import BERT_NAMES, BERT_SELF_LAYER, load_bert_state
 from tempovl.registry import register_model
 
 
@@ -385,37 +386,6 @@ class Hero(nn.Module):
 
 # ----------------------------------------------------------------------------- text initialisation
 
-_HF_LAYER = {
-    "attention.self.query": "attn.q",
-    "attention.self.key": "attn.k",
-    "attention.self.value": "attn.v",
-    "attention.output.dense": "attn.proj",
-    "attention.output.LayerNorm": "norm1",
-    "intermediate.dense": "mlp.fc1",
-    "output.dense": "mlp.fc2",
-    "output.LayerNorm": "norm2",
-}
-
-
-def _read_hf_state(path: Path) -> dict[str, torch.Tensor]:
-    st, binf = path / "model.safetensors", path / "pytorch_model.bin"
-    if st.exists():
-        from safetensors.torch import load_file
-
-        state = load_file(str(st))
-    elif binf.exists():
-        state = torch.load(binf, map_location="cpu", weights_only=True)
-    else:
-        raise InputError(
-            f"{path}: no model.safetensors or pytorch_model.bin (text_init wants a HF directory)"
-        )
-    out = {}
-    for k, v in state.items():
-        for prefix in ("bert.", "roberta."):
-            k = k[len(prefix) :] if k.startswith(prefix) else k
-        out[k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")] = v
-    return out
-
 
 def load_text_init(model: Hero, path: str | Path, layers: Sequence[int] | None = None) -> None:
     """Initialise the text side (embeddings + cross-modal layers) from a local HF BERT/RoBERTa.
@@ -424,8 +394,7 @@ def load_text_init(model: Hero, path: str | Path, layers: Sequence[int] | None =
     (``k = n_src // n_ours``, layers k-1, 2k-1, ...: the official code's choice for 6 of RoBERTa's 12).
     Token-type rows 0 and 1 both start from the source's row 0 (the official ``init_type_embedding``).
     """
-    path = Path(path)
-    state = _read_hf_state(path)
+    state = load_bert_state(path)
     n_src = 1 + max((int(k.split(".")[2]) for k in state if k.startswith("encoder.layer.")), default=-1)
     n_ours = len(model.cross.blocks)
     if layers is None:
@@ -456,9 +425,9 @@ def load_text_init(model: Hero, path: str | Path, layers: Sequence[int] | None =
         emb.norm.bias.copy_(state["embeddings.LayerNorm.bias"])
         for ours, src in enumerate(layers):
             blk = model.cross.blocks[ours]
-            for hf, mine in _HF_LAYER.items():
+            for hf in BERT_SELF_LAYER:
                 for p in ("weight", "bias"):
-                    blk.get_parameter(f"{mine}.{p}").copy_(state[f"encoder.layer.{src}.{hf}.{p}"])
+                    blk.get_parameter(f"{BERT_NAMES[hf]}.{p}").copy_(state[f"encoder.layer.{src}.{hf}.{p}"])
 
 
 def num_parameters(model: nn.Module) -> int:

@@ -33,6 +33,10 @@ BERT_NAMES = {  # Hugging Face BERT layer / embedding names -> ours (Transformer
 }
 
 
+# the modules of one self-attention BERT layer (no cross-attention), in BERT_NAMES' spelling
+BERT_SELF_LAYER = tuple(k for k in BERT_NAMES if "." in k and not k.startswith("crossattention"))
+
+
 def bert_key_to_ours(key: str) -> str:
     """``attention.self.query.weight`` -> ``attn.q.weight`` (a key inside one BERT layer or embeddings)."""
     module, _, leaf = key.rpartition(".")
@@ -69,7 +73,10 @@ def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
-    """State dict of a local Hugging Face BERT directory (or weights file), without the ``bert.`` prefix."""
+    """The embeddings and encoder layers of a local Hugging Face BERT or RoBERTa (a directory with
+    ``model.safetensors`` / ``pytorch_model.bin``, or the weights file itself), keys without the ``bert.`` /
+    ``roberta.`` prefix and with TF-era ``LayerNorm.gamma/beta`` renamed. The one reader behind HERO's and
+    HiTeA's ``model.text_init``."""
     p = Path(path)
     files = [p] if p.is_file() else [p / "model.safetensors", p / "pytorch_model.bin"]
     found = next((f for f in files if f.is_file()), None)
@@ -83,7 +90,9 @@ def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
         state = torch.load(found, map_location="cpu", weights_only=True)
     out = {}
     for k, v in state.items():
-        k = k[len("bert.") :] if k.startswith("bert.") else k
+        for prefix in ("bert.", "roberta."):
+            k = k[len(prefix) :] if k.startswith(prefix) else k
+        k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
         if k.startswith(("embeddings.", "encoder.layer.")) and not k.endswith("position_ids"):
             out[k] = v
     if "embeddings.word_embeddings.weight" not in out:
