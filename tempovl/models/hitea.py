@@ -29,7 +29,7 @@ from torch import nn
 
 from tempovl.errors import ConfigError
 from tempovl.layers import LMHead, TextEmbedding, TransformerBlock
-from tempovl.models.text import beam_search, bert_key_to_ours, load_bert_state
+from tempovl.models.text import SpecialTokens, beam_search, bert_key_to_ours, load_bert_state
 from tempovl.objectives.temporal import MTREHead
 from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
 from tempovl.registry import register_model
@@ -327,7 +327,15 @@ class Hitea(nn.Module):
         """Greedy (num_beams=1) or beam search. Returns (ids (B, <= len(prompt)+max_len) without [CLS] or
         [SEP], right-padded with pad_id; log-probability scores (B,) (length-normalised for beams))."""
         enc, enc_mask = self.encoder_states(video, question_ids, question_mask)
-        return beam_search(self, enc, enc_mask, prompt_ids or [], max_len, min_len, num_beams, length_penalty)
+        c = self.cfg
+
+        def step(seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+            return self.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1]
+
+        tokens = SpecialTokens(bos=c.cls_id, eos=c.sep_id, pad=c.pad_id)
+        return beam_search(
+            step, enc, enc_mask, tokens, prompt_ids or [], max_len, min_len, num_beams, length_penalty
+        )
 
     # ------------------------------------------------------------------ initialisation
     def load_text_init(self, path: str | Path) -> None:

@@ -1,13 +1,15 @@
-"""Text-side utilities of the HiTeA model and its tasks: loading a local Hugging Face BERT into our
-blocks (``BERT_NAMES``), the PrefixLM split, language-model cross-entropy and beam search over a decoder."""
+"""The text stack shared by HERO and HiTeA: the one Hugging Face BERT/RoBERTa reader and its names in our
+blocks (``BERT_NAMES``), the PrefixLM split, language-model cross-entropy, and the one decoder
+(:func:`beam_search`, greedy at one beam) behind HERO's TVC and HiTeA's captioning / open-ended QA."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError
@@ -31,6 +33,15 @@ BERT_NAMES = {  # Hugging Face BERT layer / embedding names -> ours (Transformer
     "token_type_embeddings": "token_type",
     "LayerNorm": "norm",
 }
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The ids a decoder needs: sequence start (BERT's [CLS]), end ([SEP]) and padding."""
+
+    bos: int
+    eos: int
+    pad: int
 
 
 # the modules of one self-attention BERT layer (no cross-attention), in BERT_NAMES' spelling
@@ -104,34 +115,39 @@ def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
 
 @torch.no_grad()
 def beam_search(
-    model: nn.Module,
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     enc: torch.Tensor,
     enc_mask: torch.Tensor,
+    tokens: SpecialTokens,
     prompt: list[int],
     max_len: int,
     min_len: int,
     num_beams: int,
     length_penalty: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Beam search over ``model.decoder`` (greedy when num_beams == 1); see :meth:`tempovl.models.hitea.Hitea.generate`.
+    """The one decoder: batched beam search (greedy when num_beams == 1) for HERO's TVC head and HiTeA's
+    captioning / open-ended QA decoder.
 
-    Sequences start with [CLS] + prompt and end at [SEP]; a hypothesis's score is its summed
-    log-probability divided by (generated length) ** length_penalty.
+    ``step(seqs (N, L), enc (N, S, D), enc_mask (N, S)) -> next-token logits (N, V)`` runs the decoder.
+    Sequences start with ``tokens.bos`` + prompt and end at ``tokens.eos``; ``tokens.pad`` and ``tokens.bos``
+    are never generated, ``eos`` not before ``min_len`` tokens. A hypothesis's score is its summed
+    log-probability divided by (generated length, eos included) ** length_penalty. Returns (ids (B, <= P +
+    max_len) without bos / eos, right-padded with ``tokens.pad``; the best hypothesis' scores (B,)).
     """
-    c, nb, b = model.cfg, num_beams, enc.shape[0]
+    c, nb, b = tokens, num_beams, enc.shape[0]
     device = enc.device
-    seqs = torch.tensor([c.cls_id, *prompt], device=device).repeat(b * nb, 1)  # (B*nb, 1+P)
+    seqs = torch.tensor([c.bos, *prompt], device=device).repeat(b * nb, 1)  # (B*nb, 1+P)
     enc, enc_mask = enc.repeat_interleave(nb, 0), enc_mask.repeat_interleave(nb, 0)  # (B*nb, S, D)
     scores = torch.full((b, nb), float("-inf"), device=device)
     scores[:, 0] = 0.0  # the first expansion comes from one beam only
     scores = scores.view(-1)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
-    for step in range(max_len):
-        logits = model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1].float()
+    for t in range(max_len):
+        logits = step(seqs, enc, enc_mask).float()
         logp = F.log_softmax(logits, dim=-1)  # (B*nb, V)
-        logp[:, [c.pad_id, c.cls_id]] = float("-inf")
-        if step < min_len:
-            logp[:, c.sep_id] = float("-inf")
+        logp[:, [c.pad, c.bos]] = float("-inf")
+        if t < min_len:
+            logp[:, c.eos] = float("-inf")
         vocab = logp.shape[-1]
         top_s, top_i = (scores[:, None] + logp).view(b, nb * vocab).topk(2 * nb, dim=1)
         new_rows, new_tokens, new_scores = [], [], []
@@ -141,16 +157,14 @@ def beam_search(
                 beam, tok = divmod(idx, vocab)
                 if s == float("-inf") or kept == nb:
                     continue
-                if tok == c.sep_id:
+                if tok == c.eos:
                     if len(finished[i]) < nb:
-                        finished[i].append(
-                            (s / (step + 1) ** length_penalty, seqs[i * nb + beam, 1:].tolist())
-                        )
+                        finished[i].append((s / (t + 1) ** length_penalty, seqs[i * nb + beam, 1:].tolist()))
                     continue
                 new_rows.append(i * nb + beam), new_tokens.append(tok), new_scores.append(s)
                 kept += 1
             for _ in range(nb - kept):  # dead beams keep the shape
-                new_rows.append(i * nb), new_tokens.append(c.pad_id), new_scores.append(float("-inf"))
+                new_rows.append(i * nb), new_tokens.append(c.pad), new_scores.append(float("-inf"))
         rows = torch.tensor(new_rows, device=device)
         seqs = torch.cat([seqs[rows], torch.tensor(new_tokens, device=device)[:, None]], dim=1)
         scores = torch.tensor(new_scores, device=device)
@@ -165,6 +179,6 @@ def beam_search(
                     finished[i].append((s / max_len**length_penalty, seqs[i * nb + j, 1:].tolist()))
     best = [max(f, key=lambda h: h[0]) for f in finished]
     out, out_mask = pad_ids(
-        [torch.tensor(t or [c.pad_id], dtype=torch.long, device=device) for _, t in best], c.pad_id
+        [torch.tensor(t or [c.pad], dtype=torch.long, device=device) for _, t in best], c.pad
     )
     return out, torch.tensor([s for s, _ in best], device=device)

@@ -7,7 +7,7 @@ and MLP width of the model). Caption tokens are embedded with HERO's word embedd
 decoder's own positions and LayerNorm, and the output projection is HERO's MLM head (tied to the word
 embeddings, as the official ``lm_head``). Trained end to end with token cross-entropy (label smoothing
 ``task.label_smoothing``, 0.1 in the official config); decoding is greedy (``beam_size: 1``) or beam
-search. The new decoder gets ``task.head_lr_mult`` (official ``lr_mul`` 10) times the learning rate.
+search, by the decoder HiTeA uses too (:func:`tempovl.models.text.beam_search`). The new decoder gets ``task.head_lr_mult`` (official ``lr_mul`` 10) times the learning rate.
 
 ``evaluate(split)`` writes the predictions (``[{"clip_id", "vid_name", "ts", "descs": [{"desc"}]}]``,
 the TVC record layout) to ``{train.output_dir}/predictions/tvc_{split}.json`` and returns BLEU-4,
@@ -36,6 +36,7 @@ from tempovl.io import write_json
 from tempovl.layers.transformer import Transformer
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
 from tempovl.models.hero import HeroConfig
+from tempovl.models.text import SpecialTokens, beam_search
 from tempovl.registry import register_task
 from tempovl.tasks.hero_qa import HeroDownstreamTask
 
@@ -220,62 +221,22 @@ class HeroCaptionTask(HeroDownstreamTask):
 
     # -- decoding ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def greedy(self, memory: torch.Tensor, memory_mask: torch.Tensor, max_len: int) -> list[list[int]]:
-        """Greedy decoding: token ids (without [CLS] / [SEP]) per moment."""
-        sp = self.specials
-        b = memory.shape[0]
-        ids = torch.full((b, 1), sp.cls, dtype=torch.long, device=memory.device)
-        done = torch.zeros(b, dtype=torch.bool, device=memory.device)
-        for _ in range(max_len):
-            nxt = self.decode_logits(ids, memory, memory_mask)[:, -1].argmax(-1)  # (B,)
-            nxt = nxt.masked_fill(done, sp.pad)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-            done |= nxt == sp.sep
-            if done.all():
-                break
-        return [self._cut(row[1:]) for row in ids.tolist()]
-
-    def _cut(self, ids: list[int]) -> list[int]:
-        out = []
-        for i in ids:
-            if i in (self.specials.sep, self.specials.pad):
-                break
-            out.append(i)
-        return out
-
-    @torch.no_grad()
-    def beam(
+    def decode(
         self, memory: torch.Tensor, memory_mask: torch.Tensor, max_len: int, beam_size: int
-    ) -> list[int]:
-        """Beam search for one moment (memory (1, M, D)). A hypothesis ends at [SEP]; the search stops
-        once `beam_size` hypotheses have ended (so beam 1 is greedy) or after `max_len` steps, and the
-        best ended one (score / length ** length_penalty) wins."""
-        sp, alpha = self.specials, self.c.length_penalty
-        live = [([sp.cls], 0.0)]
-        ended: list[tuple[list[int], float]] = []
-        for _ in range(max_len):
-            ids = torch.tensor([h for h, _ in live], dtype=torch.long, device=memory.device)  # (k, L)
-            n = len(live)
-            logp = self.decode_logits(ids, memory.expand(n, -1, -1), memory_mask.expand(n, -1))[:, -1]
-            logp = logp.float().log_softmax(-1)  # (k, V)
-            total = torch.tensor([s for _, s in live], device=logp.device)[:, None] + logp
-            top = total.flatten().topk(min(2 * beam_size, total.numel()))
-            nxt = []
-            for score, flat in zip(top.values.tolist(), top.indices.tolist()):
-                k, tok = divmod(flat, logp.shape[1])
-                hyp = live[k][0] + [tok]
-                if tok == sp.sep:
-                    ended.append((hyp, score))
-                else:
-                    nxt.append((hyp, score))
-                if len(ended) >= beam_size or len(nxt) >= beam_size:
-                    break
-            if len(ended) >= beam_size:
-                break
-            live = nxt[:beam_size]
-        ended.extend(live if len(ended) < beam_size else [])
-        best = max(ended, key=lambda e: e[1] / max(len(e[0]) - 1, 1) ** alpha)
-        return self._cut(best[0][1:])
+    ) -> list[list[int]]:
+        """Token ids (without [CLS] / [SEP]) per moment, by the shared decoder
+        (:func:`tempovl.models.text.beam_search`; greedy at beam 1): a hypothesis ends at [SEP], its score
+        is log-probability / length ** ``task.length_penalty``."""
+        sp = self.specials
+
+        def step(seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
+            return self.decode_logits(seqs, enc, enc_mask)[:, -1]
+
+        tokens = SpecialTokens(bos=sp.cls, eos=sp.sep, pad=sp.pad)
+        ids, _ = beam_search(
+            step, memory, memory_mask, tokens, [], max_len, 1, beam_size, self.c.length_penalty
+        )
+        return [[i for i in row if i != sp.pad] for row in ids.tolist()]
 
     @torch.no_grad()
     def generate(self, batch: dict, beam_size: int | None = None) -> list[str]:
@@ -285,13 +246,7 @@ class HeroCaptionTask(HeroDownstreamTask):
         self.eval()
         try:
             memory, memory_mask = self.encode_moments(batch)
-            if beam_size == 1:
-                seqs = self.greedy(memory, memory_mask, self.c.max_gen_len)
-            else:
-                seqs = [
-                    self.beam(memory[b : b + 1], memory_mask[b : b + 1], self.c.max_gen_len, beam_size)
-                    for b in range(memory.shape[0])
-                ]
+            seqs = self.decode(memory, memory_mask, self.c.max_gen_len, beam_size)
         finally:
             self.train(was_training)
         return [self.tokenizer.decode(s, skip_special_tokens=True).strip() for s in seqs]

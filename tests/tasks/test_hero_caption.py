@@ -63,18 +63,32 @@ def test_moment_memory_holds_the_moment_frames(tvc_task):
 
 
 def test_beam_one_equals_greedy(tvc_task):
+    """The shared decoder at one beam is the argmax loop ([CLS] and padding never generated, no [SEP]
+    first), batched over moments; a wider beam still gives one caption per moment."""
     data = tvc_task.dataset("val", train=False)
     batch = tvc_task.collate()([data[i] for i in range(3)])
     greedy = tvc_task.generate(batch, beam_size=1)
+    sp, max_len = tvc_task.specials, tvc_task.c.max_gen_len
     tvc_task.eval()
+    expected = []
     with torch.no_grad():
         memory, mask = tvc_task.encode_moments(batch)
-        greedy_ids = tvc_task.greedy(memory, mask, tvc_task.c.max_gen_len)
-        beam_ids = [
-            tvc_task.beam(memory[b : b + 1], mask[b : b + 1], tvc_task.c.max_gen_len, 1) for b in range(3)
-        ]
-    assert beam_ids == greedy_ids
-    assert greedy == [tvc_task.tokenizer.decode(s, skip_special_tokens=True).strip() for s in greedy_ids]
+        for b in range(3):
+            ids = [sp.cls]
+            for t in range(max_len):
+                logits = tvc_task.decode_logits(torch.tensor([ids]), memory[b : b + 1], mask[b : b + 1])[
+                    0, -1
+                ]
+                logits[[sp.pad, sp.cls]] = float("-inf")
+                if t == 0:
+                    logits[sp.sep] = float("-inf")
+                nxt = int(logits.argmax())
+                if nxt == sp.sep:
+                    break
+                ids.append(nxt)
+            expected.append(ids[1:])
+        assert tvc_task.decode(memory, mask, max_len, 1) == expected
+    assert greedy == [tvc_task.tokenizer.decode(s, skip_special_tokens=True).strip() for s in expected]
     wide = tvc_task.generate(batch, beam_size=3)
     assert len(wide) == 3 and all(isinstance(c, str) for c in wide)
 
