@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,8 +39,11 @@ class Task(nn.Module, abc.ABC):
         """Named outputs; every ``*_loss`` entry is summed into the training loss."""
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Metrics on `split` (higher is better unless the name ends in ``loss``). Runs on rank 0."""
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
+        """Metrics on `split` (higher is better unless the name ends in ``loss``). Runs on rank 0.
+
+        ``out_dir``: where a task that writes files beside its metrics (predictions, plots) puts them;
+        None = the task's own default place (or nothing). ``tempovl evaluate`` passes its output folder."""
         return {}
 
     def lr_multipliers(self) -> dict[str, float]:

@@ -17,7 +17,6 @@ than half of the new task's weights (another model), is a ConfigError.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import logging
 import math
@@ -140,9 +139,8 @@ def evaluate_checkpoint(
     )  # a run directory keeps evaluations beside its checkpoints
     out = Path(out) if out is not None else home / f"eval-{split}{suffix}"
     out.mkdir(parents=True, exist_ok=True)
-    kwargs = {"out_dir": out} if "out_dir" in inspect.signature(built.evaluate).parameters else {}
     with torch.no_grad():
-        metrics = built.evaluate(split, **kwargs) or {}
+        metrics = built.evaluate(split, out_dir=out) or {}
     record = {
         "checkpoint": str(path),
         "task": cfg["task"]["name"],

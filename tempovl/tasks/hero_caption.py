@@ -259,8 +259,9 @@ class HeroCaptionTask(HeroDownstreamTask):
         return Path(root) / f"tvc_{split}.json"
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
-        """Caption every moment of `split`, write the predictions JSON, score them (see module docstring)."""
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
+        """Caption every moment of `split`, write the predictions JSON (into `out_dir` when given), score
+        them (see module docstring)."""
         data = self.dataset(split, train=False)
         n = len(data) if self.c.eval_max_clips is None else min(len(data), self.c.eval_max_clips)
         collate, device = self.collate(), self.device()
@@ -274,7 +275,9 @@ class HeroCaptionTask(HeroDownstreamTask):
             {"clip_id": m["clip_id"], "vid_name": m["vid_name"], "ts": m["ts"], "descs": [{"desc": cap}]}
             for m, cap in preds
         ]
-        write_json(self.predictions_path(split), records)
+        write_json(
+            self.predictions_path(split) if out_dir is None else Path(out_dir) / f"tvc_{split}.json", records
+        )
         gts = {str(m["clip_id"]): m["refs"] for m, _ in preds if m["refs"]}
         if not gts:
             return {"n": float(len(preds))}

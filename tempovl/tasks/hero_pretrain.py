@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -272,7 +273,7 @@ class HeroPretrainTask(Task):
             yield chunk, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
         """Held-out loss per trained sub-task (fixed seed), their ratio-weighted mean ``loss``, and VSM
         retrieval R@1/5/10 with chance levels (percent, as every tempovl recall)."""
         was_training = self.training

@@ -468,7 +468,7 @@ class HeroQATask(AppendedTextTask):
         return out["qa_logits"].float().softmax(-1).cpu().numpy()
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
         """Accuracy (percent) on `split`; per order-dependence when the corpus has meta.jsonl."""
         data = self.dataset(split)
         ids, probs = self.predict_batches(data)
@@ -621,7 +621,7 @@ class HeroViolinTask(AppendedTextTask):
         return torch.sigmoid(out["violin_logits"].float()).cpu().numpy()
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
         """Accuracy (percent) over statements; per order-dependence of the pair when meta.jsonl is there."""
         data = self.dataset(split)
         ids, probs = self.predict_batches([data.statement(i) for i in range(len(data))])

@@ -25,6 +25,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -134,7 +135,7 @@ class HiteaPretrainTask(Task):
             yield {k: v.to(device) for k, v in batch.items()}
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
         data = self.eval_set(split)
         was_training = self.training
         self.eval()

@@ -166,7 +166,7 @@ class HiteaMCQATask(_QATask):
         return {"mcqa_loss": loss, "accuracy": acc.detach()}
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
         was_training = self.training
         self.eval()
         preds, labels = [], []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -133,7 +134,7 @@ class ToyTask(Task):
         return {"match_loss": F.cross_entropy(logits, target)}
 
     @torch.no_grad()
-    def evaluate(self, split: str = "val") -> dict[str, float]:
+    def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:
         data = ToySequences(self.c, split)
         batch = collate_toy([data[i] for i in range(len(data))])
         device = self.head.weight.device

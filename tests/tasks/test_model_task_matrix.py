@@ -97,3 +97,13 @@ def test_data_imports_neither_models_nor_objectives():
                 if n.startswith(("tempovl.models", "tempovl.objectives"))
             ]
     assert not bad, "\n".join(bad)
+
+
+def test_every_task_takes_the_whole_evaluate_contract():
+    """`tempovl evaluate` calls ``evaluate(split, out_dir=...)`` on any task without inspecting it."""
+    import inspect
+
+    _load_builtins()
+    for name, cls in TASKS.items():
+        params = list(inspect.signature(cls.evaluate).parameters)
+        assert params[:3] == ["self", "split", "out_dir"], (name, params)
