@@ -161,14 +161,20 @@ class TextDecoder(nn.Module):
         self.head = LMHead(cfg.hidden, cfg.vocab_size)
 
     def forward(
-        self, ids: torch.Tensor, mask: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        enc: torch.Tensor,
+        enc_mask: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """ids (B, L), mask (B, L) bool, enc (B, S, D), enc_mask (B, S) -> logits (B, L, V)."""
+        """ids (B, L), mask (B, L) bool, enc (B, S, D), enc_mask (B, S) -> logits (B, L, V), or (B, V) of
+        the last position alone with ``last_only`` (decoding: the vocabulary projection only where needed)."""
         x = self.embeddings(ids)
         self_mask = causal_mask(mask)
         for block in self.blocks:
             x = block(x, self_mask, kv=enc, kv_mask=enc_mask)
-        return self.head(x, self.embeddings.word.weight)
+        return self.head(x[:, -1] if last_only else x, self.embeddings.word.weight)
 
 
 def _bert_init(module: nn.Module) -> None:
@@ -330,7 +336,7 @@ class Hitea(nn.Module):
         c = self.cfg
 
         def step(seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
-            return self.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1]
+            return self.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask, last_only=True)
 
         tokens = SpecialTokens(bos=c.cls_id, eos=c.sep_id, pad=c.pad_id)
         return beam_search(

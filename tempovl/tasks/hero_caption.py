@@ -198,12 +198,13 @@ class HeroCaptionTask(HeroDownstreamTask):
         return memory, offs[None] < length[:, None]
 
     def decode_logits(
-        self, ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+        self, ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor, last_only: bool = False
     ) -> torch.Tensor:
-        """Next-token logits (B, L, V) for caption prefixes ids (B, L)."""
+        """Next-token logits (B, L, V) for caption prefixes ids (B, L); (B, V) at the last position alone
+        with ``last_only`` (decoding: the vocabulary projection only where needed)."""
         word = self.model.text_embed.word
         h = self.heads["decoder"](word(ids), memory, memory_mask)
-        return self.model.mlm_head(h, word.weight)
+        return self.model.mlm_head(h[:, -1] if last_only else h, word.weight)
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         memory, memory_mask = self.encode_moments(batch)
@@ -230,7 +231,7 @@ class HeroCaptionTask(HeroDownstreamTask):
         sp = self.specials
 
         def step(seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
-            return self.decode_logits(seqs, enc, enc_mask)[:, -1]
+            return self.decode_logits(seqs, enc, enc_mask, last_only=True)
 
         tokens = SpecialTokens(bos=sp.cls, eos=sp.sep, pad=sp.pad)
         ids, _ = beam_search(

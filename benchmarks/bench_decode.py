@@ -1,0 +1,123 @@
+"""Caption decoding speed of the shared decoder (``tempovl.models.text.beam_search``), measured in one run:
+the vocabulary projection over every position of the prefix at every step (the way both decoders ran
+before) against the last position alone (``last_only``), for HERO's TVC decoder and HiTeA's text decoder,
+greedy and beam 3. Both paths must produce identical token ids; the table says so per row.
+
+    python benchmarks/bench_decode.py                    # hero-tiny / hitea-tiny sizes, 32 moments, 30 tokens
+    python benchmarks/bench_decode.py --out runs/bench/decode.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from tempovl.config import load_config
+from tempovl.io import atomic_open
+from tempovl.models.text import SpecialTokens, beam_search
+from tempovl.registry import build_model
+from tempovl.tasks.hero_caption import CaptionDecoder
+
+TARGET = 4.0  # issue 16: beam-search captions per second at least 4x (with a KV cache; not built yet)
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def hero_step():
+    """HERO-tiny's word embeddings + MLM head with a 2-layer TVC decoder, random weights."""
+    model = build_model({**load_config("model/hero-tiny")["model"], "frame_dim": 16}).eval()
+    decoder = CaptionDecoder(model.cfg, 2, 64).eval()
+    word = model.text_embed.word
+
+    def step(last_only: bool):
+        def run(seqs, enc, enc_mask):
+            h = decoder(word(seqs), enc, enc_mask)
+            return (
+                model.mlm_head(h[:, -1], word.weight) if last_only else model.mlm_head(h, word.weight)[:, -1]
+            )
+
+        return run
+
+    return step, model.cfg.hidden
+
+
+def hitea_step():
+    cfg = load_config("model/hitea-tiny")["model"]
+    model = build_model(cfg).eval()
+
+    def step(last_only: bool):
+        def run(seqs, enc, enc_mask):
+            mask = torch.ones_like(seqs, dtype=torch.bool)
+            out = model.decoder(seqs, mask, enc, enc_mask, last_only=last_only)
+            return out if last_only else out[:, -1]
+
+        return run
+
+    return step, model.cfg.hidden
+
+
+def measure(step, hidden: int, moments: int, memory_len: int, max_len: int, beams: int, repeat: int):
+    g = torch.Generator().manual_seed(0)
+    enc = torch.randn(moments, memory_len, hidden, generator=g)
+    enc_mask = torch.ones(moments, memory_len, dtype=torch.bool)
+    tokens = SpecialTokens(bos=101, eos=102, pad=0)
+    rows = {}
+    for last_only in (False, True):
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            ids, _ = beam_search(step(last_only), enc, enc_mask, tokens, [], max_len, max_len, beams, 1.0)
+            best = min(best, time.perf_counter() - t0)
+        rows[last_only] = (ids, moments / best)
+    same = torch.equal(rows[False][0], rows[True][0])
+    return rows[False][1], rows[True][1], same
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--moments", type=int, default=32)
+    p.add_argument("--memory-len", type=int, default=20)
+    p.add_argument("--max-len", type=int, default=30, help="tokens per caption (min = max: fixed work)")
+    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()
+    torch.manual_seed(0)
+    lines = [
+        f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads",
+        "",
+        "| decoder | beams | captions/s, full projection | captions/s, last position | speed-up | same ids |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for name, (step, hidden) in (("HERO TVC (hero-tiny)", hero_step()), ("HiTeA (hitea-tiny)", hitea_step())):
+        for beams in (1, 3):
+            full, last, same = measure(
+                step, hidden, args.moments, args.memory_len, args.max_len, beams, args.repeat
+            )
+            lines.append(f"| {name} | {beams} | {full:.1f} | {last:.1f} | {last / full:.2f}x | {same} |")
+    lines += [
+        "",
+        f"Issue 16's decoding target: >= {TARGET:.0f}x captions/s with identical outputs (needs a KV cache).",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(args.out) as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
