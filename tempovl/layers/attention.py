@@ -96,11 +96,27 @@ class Attention(nn.Module):
         return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, L, D) -> (B, H, L, Dh)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, kv: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        kv: torch.Tensor | None = None,
+        cache: dict | None = None,
     ) -> torch.Tensor:
-        """x (B, Lq, D); kv (B, Lk, kv_dim) or None; mask bool (B, Lk) | (B, Lq, Lk) -> (B, Lq, D)."""
-        kv = x if kv is None else kv
-        q, k, v = self._heads(self.q(x)), self._heads(self.k(kv)), self._heads(self.v(kv))
+        """x (B, Lq, D); kv (B, Lk, kv_dim) or None; mask bool (B, Lk) | (B, Lq, Lk) -> (B, Lq, D).
+
+        ``cache`` (decoding): a dict this call fills with the projected keys/values. Self-attention appends
+        the new positions' keys/values to what it holds (x is then the new positions only, and ``mask``
+        covers all keys so far, or None); cross-attention projects ``kv`` once and reuses it."""
+        if cache is not None and kv is not None and "k" in cache:
+            k, v = cache["k"], cache["v"]
+        else:
+            src = x if kv is None else kv
+            k, v = self._heads(self.k(src)), self._heads(self.v(src))
+            if cache is not None:
+                if kv is None and "k" in cache:
+                    k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+                cache["k"], cache["v"] = k, v
+        q = self._heads(self.q(x))
         out = attend(
             q, k, v, expand_mask(mask, x.shape[1]), self.dropout if self.training else 0.0, self.impl
         )

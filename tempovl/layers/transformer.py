@@ -71,13 +71,19 @@ class TransformerBlock(nn.Module):
         mask: torch.Tensor | None = None,
         kv: torch.Tensor | None = None,
         kv_mask: torch.Tensor | None = None,
+        cache: dict | None = None,
     ) -> torch.Tensor:
-        """x (B, L, D); mask bool (B, L) | (B, L, L); kv (B, Lk, Dkv) for cross-attention; kv_mask (B, Lk)."""
-        x = self._residual(x, self.norm1, lambda h: self.attn(h, mask))
+        """x (B, L, D); mask bool (B, L) | (B, L, L); kv (B, Lk, Dkv) for cross-attention; kv_mask (B, Lk).
+        ``cache``: the decoding key/value cache of this block (see :class:`Attention`)."""
+        self_cache = None if cache is None else cache.setdefault("self", {})
+        x = self._residual(x, self.norm1, lambda h: self.attn(h, mask, cache=self_cache))
         if self.cross_attn is not None:
             if kv is None:
                 raise ValueError("this block has cross-attention: pass kv")
-            x = self._residual(x, self.norm_cross, lambda h: self.cross_attn(h, kv_mask, kv=kv))
+            cross_cache = None if cache is None else cache.setdefault("cross", {})
+            x = self._residual(
+                x, self.norm_cross, lambda h: self.cross_attn(h, kv_mask, kv=kv, cache=cross_cache)
+            )
         return self._residual(x, self.norm2, self.mlp)
 
 
@@ -97,7 +103,11 @@ class Transformer(nn.Module):
         mask: torch.Tensor | None = None,
         kv: torch.Tensor | None = None,
         kv_mask: torch.Tensor | None = None,
+        cache: list[dict] | None = None,
     ) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, mask, kv, kv_mask)
+        """``cache``: a list (empty at the first decoding step) that holds one dict per block."""
+        if cache is not None:
+            cache.extend({} for _ in range(len(self.blocks) - len(cache)))
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, kv, kv_mask, None if cache is None else cache[i])
         return x if self.norm is None else self.norm(x)

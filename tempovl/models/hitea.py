@@ -29,7 +29,7 @@ from torch import nn
 
 from tempovl.errors import ConfigError
 from tempovl.layers import LMHead, TextEmbedding, TransformerBlock
-from tempovl.models.text import SpecialTokens, beam_search, bert_key_to_ours, load_bert_state
+from tempovl.models.text import SpecialTokens, beam_search, bert_key_to_ours, cached_length, load_bert_state
 from tempovl.objectives.temporal import MTREHead
 from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
 from tempovl.registry import register_model
@@ -167,13 +167,21 @@ class TextDecoder(nn.Module):
         enc: torch.Tensor,
         enc_mask: torch.Tensor,
         last_only: bool = False,
+        cache: list[dict] | None = None,
+        start: int = 0,
     ) -> torch.Tensor:
         """ids (B, L), mask (B, L) bool, enc (B, S, D), enc_mask (B, S) -> logits (B, L, V), or (B, V) of
-        the last position alone with ``last_only`` (decoding: the vocabulary projection only where needed)."""
-        x = self.embeddings(ids)
-        self_mask = causal_mask(mask)
-        for block in self.blocks:
-            x = block(x, self_mask, kv=enc, kv_mask=enc_mask)
+        the last position alone with ``last_only`` (decoding: the vocabulary projection only where needed).
+
+        Decoding with a key/value ``cache`` (a list, empty at the first step): ``ids`` are the positions
+        from ``start`` on (every row unpadded), the earlier ones are in the cache."""
+        pos = torch.arange(start, start + ids.shape[1], device=ids.device)[None].expand_as(ids)
+        x = self.embeddings(ids, pos)
+        self_mask = causal_mask(mask) if start == 0 else None  # later steps: one new position sees all
+        if cache is not None:
+            cache.extend({} for _ in range(len(self.blocks) - len(cache)))
+        for i, block in enumerate(self.blocks):
+            x = block(x, self_mask, kv=enc, kv_mask=enc_mask, cache=None if cache is None else cache[i])
         return self.head(x[:, -1] if last_only else x, self.embeddings.word.weight)
 
 
@@ -335,8 +343,13 @@ class Hitea(nn.Module):
         enc, enc_mask = self.encoder_states(video, question_ids, question_mask)
         c = self.cfg
 
-        def step(seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
-            return self.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask, last_only=True)
+        def step(
+            seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor, cache: list | None
+        ) -> torch.Tensor:
+            start = cached_length(cache, seqs)
+            new = seqs[:, start:]
+            mask = torch.ones_like(new, dtype=torch.bool)
+            return self.decoder(new, mask, enc, enc_mask, last_only=True, cache=cache, start=start)
 
         tokens = SpecialTokens(bos=c.cls_id, eos=c.sep_id, pad=c.pad_id)
         return beam_search(

@@ -113,9 +113,23 @@ def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def cached_length(cache: list[dict] | None, seqs: torch.Tensor) -> int:
+    """How many leading positions of ``seqs`` a decoding key/value cache already holds: 0 without a cache
+    or at the first step, else all but the newest one (beam search adds one token per step)."""
+    return 0 if not cache else seqs.shape[1] - 1
+
+
+def reorder_cache(cache: list[dict], rows: torch.Tensor) -> None:
+    """Keep the cached keys/values of the hypotheses that survive a beam step (``rows`` into the batch)."""
+    for layer in cache:
+        for part in layer.values():
+            for name, value in part.items():
+                part[name] = value.index_select(0, rows)
+
+
 @torch.no_grad()
 def beam_search(
-    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, list | None], torch.Tensor],
     enc: torch.Tensor,
     enc_mask: torch.Tensor,
     tokens: SpecialTokens,
@@ -124,11 +138,15 @@ def beam_search(
     min_len: int,
     num_beams: int,
     length_penalty: float,
+    use_cache: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The one decoder: batched beam search (greedy when num_beams == 1) for HERO's TVC head and HiTeA's
     captioning / open-ended QA decoder.
 
-    ``step(seqs (N, L), enc (N, S, D), enc_mask (N, S)) -> next-token logits (N, V)`` runs the decoder.
+    ``step(seqs (N, L), enc (N, S, D), enc_mask (N, S), cache) -> next-token logits (N, V)`` runs the
+    decoder; ``cache`` is a key/value cache (a list the decoder fills; :func:`cached_length` says which
+    positions it holds) that this function reorders with the surviving beams, or None with
+    ``use_cache=False`` (every step re-encodes the whole prefix: the reference the cache must equal).
     Sequences start with ``tokens.bos`` + prompt and end at ``tokens.eos``; ``tokens.pad`` and ``tokens.bos``
     are never generated, ``eos`` not before ``min_len`` tokens. A hypothesis's score is its summed
     log-probability divided by (generated length, eos included) ** length_penalty. Returns (ids (B, <= P +
@@ -142,8 +160,9 @@ def beam_search(
     scores[:, 0] = 0.0  # the first expansion comes from one beam only
     scores = scores.view(-1)
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
+    cache: list | None = [] if use_cache else None
     for t in range(max_len):
-        logits = step(seqs, enc, enc_mask).float()
+        logits = step(seqs, enc, enc_mask, cache).float()
         logp = F.log_softmax(logits, dim=-1)  # (B*nb, V)
         logp[:, [c.pad, c.bos]] = float("-inf")
         if t < min_len:
@@ -166,6 +185,8 @@ def beam_search(
             for _ in range(nb - kept):  # dead beams keep the shape
                 new_rows.append(i * nb), new_tokens.append(c.pad), new_scores.append(float("-inf"))
         rows = torch.tensor(new_rows, device=device)
+        if cache:
+            reorder_cache(cache, rows)
         seqs = torch.cat([seqs[rows], torch.tensor(new_tokens, device=device)[:, None]], dim=1)
         scores = torch.tensor(new_scores, device=device)
         if all(len(f) >= nb for f in finished):

@@ -36,7 +36,7 @@ from tempovl.io import write_json
 from tempovl.layers.transformer import Transformer
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
 from tempovl.models.hero import HeroConfig
-from tempovl.models.text import SpecialTokens, beam_search
+from tempovl.models.text import SpecialTokens, beam_search, cached_length
 from tempovl.registry import register_task
 from tempovl.tasks.hero_qa import HeroDownstreamTask
 
@@ -91,13 +91,22 @@ class CaptionDecoder(nn.Module):
         )
 
     def forward(
-        self, word_emb: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+        self,
+        word_emb: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        cache: list[dict] | None = None,
+        start: int = 0,
     ) -> torch.Tensor:
-        """word_emb (B, L, D), memory (B, M, D), memory_mask (B, M) bool -> (B, L, D)."""
+        """word_emb (B, L, D), memory (B, M, D), memory_mask (B, M) bool -> (B, L, D). With a decoding
+        ``cache``, word_emb holds the positions from ``start`` on and the cache the earlier ones."""
         b, n, _ = word_emb.shape
-        x = self.drop(self.norm(word_emb + self.position(torch.arange(n, device=word_emb.device))[None]))
-        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None].expand(b, n, n)
-        return self.blocks(x, causal, kv=memory, kv_mask=memory_mask)
+        pos = self.position(torch.arange(start, start + n, device=word_emb.device))[None]
+        x = self.drop(self.norm(word_emb + pos))
+        causal = None  # later decoding steps: the one new position sees every cached one
+        if start == 0:
+            causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()[None].expand(b, n, n)
+        return self.blocks(x, causal, kv=memory, kv_mask=memory_mask, cache=cache)
 
 
 class TVCDataset(Dataset):
@@ -198,12 +207,19 @@ class HeroCaptionTask(HeroDownstreamTask):
         return memory, offs[None] < length[:, None]
 
     def decode_logits(
-        self, ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor, last_only: bool = False
+        self,
+        ids: torch.Tensor,
+        memory: torch.Tensor,
+        memory_mask: torch.Tensor,
+        last_only: bool = False,
+        cache: list[dict] | None = None,
+        start: int = 0,
     ) -> torch.Tensor:
         """Next-token logits (B, L, V) for caption prefixes ids (B, L); (B, V) at the last position alone
-        with ``last_only`` (decoding: the vocabulary projection only where needed)."""
+        with ``last_only`` (decoding: the vocabulary projection only where needed); ``cache`` / ``start``
+        as :meth:`CaptionDecoder.forward`."""
         word = self.model.text_embed.word
-        h = self.heads["decoder"](word(ids), memory, memory_mask)
+        h = self.heads["decoder"](word(ids), memory, memory_mask, cache, start)
         return self.model.mlm_head(h[:, -1] if last_only else h, word.weight)
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
@@ -230,8 +246,13 @@ class HeroCaptionTask(HeroDownstreamTask):
         is log-probability / length ** ``task.length_penalty``."""
         sp = self.specials
 
-        def step(seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor) -> torch.Tensor:
-            return self.decode_logits(seqs, enc, enc_mask, last_only=True)
+        def step(
+            seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor, cache: list | None
+        ) -> torch.Tensor:
+            start = cached_length(cache, seqs)
+            return self.decode_logits(
+                seqs[:, start:], enc, enc_mask, last_only=True, cache=cache, start=start
+            )
 
         tokens = SpecialTokens(bos=sp.cls, eos=sp.sep, pad=sp.pad)
         ids, _ = beam_search(

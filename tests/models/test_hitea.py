@@ -168,6 +168,30 @@ def test_generate_returns_well_formed_sequences(num_beams):
         assert torch.isfinite(scores).all() and (scores <= 0).all()
 
 
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_key_value_cache_decodes_exactly_what_re_encoding_the_prefix_does(num_beams):
+    """The prompt goes through the cache in one step and every later token alone; the reference re-runs
+    the decoder over the whole prefix at every step (``use_cache=False``)."""
+    from tempovl.models.text import SpecialTokens, beam_search
+
+    torch.manual_seed(0)
+    model = Hitea(tiny_cfg(), StubVideo()).eval()
+    video_long, ids, mask, _ = batch()
+    enc, enc_mask = model.encoder_states(video_long, ids, mask)
+    seqs, scores = model.generate(
+        video_long, ids, mask, prompt_ids=[7, 8], max_len=6, min_len=6, num_beams=num_beams
+    )
+
+    def full(seqs, enc, enc_mask, cache):
+        return model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1]
+
+    c = model.cfg
+    tokens = SpecialTokens(bos=c.cls_id, eos=c.sep_id, pad=c.pad_id)
+    ref, ref_scores = beam_search(full, enc, enc_mask, tokens, [7, 8], 6, 6, num_beams, 1.0, use_cache=False)
+    assert torch.equal(seqs, ref)
+    torch.testing.assert_close(scores, ref_scores)
+
+
 def test_mask_tokens_and_prefix_split():
     torch.manual_seed(0)
     ids = torch.tensor([[CLS, 10, 11, 12, SEP, 0], [CLS, 20, SEP, 0, 0, 0]])
