@@ -12,8 +12,9 @@ import pytest
 from tempovl.config import load_config
 from tempovl.engine.learnability import check_task
 
-# Known NOT to fit yet (issue 12, measured with `tempovl learnability`): hero-tiny-pretrain MLM / MNCE / FOM,
-# HiTeA-tiny VTC (constant text [CLS] at initialisation). VIOLIN and TVQA fit since their presets dropped
+# Known NOT to fit yet (issue 12, measured with `tempovl learnability`, 16 demo items): hero-tiny-pretrain MLM /
+# MNCE / FOM (37 / 38 / 55 % after 300 steps), HiTeA-tiny retrieval and SSv2 (in-batch VTC accuracy 88 % and
+# 75 % after 200 steps). VIOLIN and TVQA fit since their presets dropped
 # the x10 head lr (see their yaml). TVC is slow rather than stuck: 16 demo clips' captions reach 65 % token
 # accuracy in 60 steps, 88 % in 200 and 96 % in 300.
 HERO = [
@@ -24,8 +25,11 @@ HERO = [
     "hero-tiny-tvqa",
     "hero-tiny-tvc",
 ]
-HITEA: list[str] = []
+HITEA = ["hitea-tiny-mcqa", "hitea-tiny-oeqa", "hitea-tiny-caption"]
 STEPS = {
+    "hitea-tiny-mcqa": 200,
+    "hitea-tiny-oeqa": 200,
+    "hitea-tiny-caption": 200,
     "hero-tiny-tvqa": 120,
     "hero-tiny-tvc": 300,
 }  # tvqa: 8 train items on the tiny corpus, one batch per step
