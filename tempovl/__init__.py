@@ -15,3 +15,16 @@ def load(path):
     from tempovl.engine.checkpoint import load_exported
 
     return load_exported(path)
+
+
+_INFERENCE = ("load_task", "predict", "extract_video")
+
+
+def __getattr__(name):
+    """``tempovl.load_task`` / ``predict`` / ``extract_video`` (:mod:`tempovl.inference`), imported on first
+    use so that ``import tempovl`` stays light."""
+    if name in _INFERENCE:
+        from tempovl import inference
+
+        return getattr(inference, name)
+    raise AttributeError(f"module 'tempovl' has no attribute {name!r}")

@@ -114,9 +114,8 @@ class HeroEncoder:
         """
         from tempovl.config import load_config
         from tempovl.engine.checkpoint import CONFIG_FILE, MODEL_FILE, resolve_checkpoint
+        from tempovl.inference import extraction_settings, load_task
         from tempovl.io import sha256_file
-        from tempovl.tasks.cli import load_task
-        from tempovl.tasks.cli_predict import extraction_settings
         from tempovl.tasks.hero_retrieval import HeroRetrievalTask
 
         ckpt = resolve_checkpoint(path).resolve()
@@ -142,7 +141,7 @@ class HeroEncoder:
     def encode_video(self, video_path: str | Path, subtitles: list[Sentence] | None) -> VideoEncoding:
         """Extract features, align the subtitles, run HERO; rows as in the module docstring."""
         from tempovl.data.video import probe
-        from tempovl.tasks.cli_predict import extract_video
+        from tempovl.inference import extract_video
 
         duration = probe(video_path).duration
         feats = extract_video(video_path, self.extractor, self.frame_interval, self.size)  # (T, F)

@@ -3,15 +3,14 @@
 Builds the task named in the checkpoint's ``config.yaml`` (or ``--task NAME``), loads the weights, runs
 ``task.evaluate(split)`` and writes what it returns to ``DIR/metrics.json`` and ``DIR/metrics.md`` (DIR
 defaults to ``CKPT/eval-SPLIT``; CKPT may be a run directory, which evaluates its ``latest``).
-Any task works: the command only calls ``evaluate``. A task whose ``evaluate`` takes an ``out_dir``
-argument also gets the output directory, for prediction files and plots (HERO retrieval writes the TVR
-standalone-evaluation JSON and a timeline PNG there). ``--shuffle-frames`` sets
+Any task works: the command only calls ``evaluate(split, out_dir=DIR)`` (the ``Task`` contract); tasks
+that write files put them in DIR (HERO retrieval writes the TVR standalone-evaluation JSON and a
+timeline PNG there). ``--shuffle-frames`` sets
 ``data.shuffle_frames=true``: tasks that honour it permute every video's frames with a fixed seed (the
 temporal shuffling test).
 
-A checkpoint of another task (``--task`` differs from the one it was trained for) is loaded
-non-strictly, but only when its weights fit: a key of the wrong shape, or a checkpoint that covers less
-than half of the new task's weights (another model), is a ConfigError.
+A checkpoint of another task (``--task`` differs from the one it was trained for) is loaded as
+:func:`tempovl.inference.load_task` says.
 """
 
 from __future__ import annotations
@@ -25,9 +24,6 @@ from typing import Any
 
 import torch
 
-from tempovl.config import apply_override, deep_merge, load_config
-from tempovl.engine.checkpoint import resolve_checkpoint
-from tempovl.errors import ConfigError
 from tempovl.io import atomic_open, write_json
 
 log = logging.getLogger(__name__)
@@ -46,60 +42,6 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.set_defaults(func=run)
-
-
-def checkpoint_config(ckpt: Path, task: str | None, overrides: list[str]) -> tuple[dict, bool]:
-    """The config to build the task from, and whether it is the checkpoint's own task."""
-    cfg = load_config(ckpt / "config.yaml")
-    own = (cfg.get("task") or {}).get("name")
-    same = task is None or task == own
-    if not same:
-        try:
-            preset = load_config(f"task/{task}")
-        except ConfigError:
-            preset = {"task": {"name": task}}
-        cfg["task"] = preset["task"]
-        if "data" in preset:
-            cfg["data"] = deep_merge(cfg.get("data") or {}, preset["data"])
-    for item in overrides:
-        apply_override(cfg, item)
-    return cfg, same
-
-
-def load_task(ckpt: str | Path, task: str | None = None, overrides: list[str] = (), device: str = "auto"):
-    """Build the task of checkpoint `ckpt` (or `task`) with `overrides` and load its weights; eval mode."""
-    from tempovl.engine import checkpoint as ck
-    from tempovl.registry import build_task
-
-    path = resolve_checkpoint(ckpt)
-    cfg, same = checkpoint_config(path, task, list(overrides))
-    built = build_task(cfg)
-    if same:
-        ck.load_into(built, path / ck.MODEL_FILE, strict=True)
-    else:
-        state, prefix = ck.load_weights(path / ck.MODEL_FILE)
-        own = built.state_dict()
-        state = {(f"{prefix}.{k}" if prefix else k): v for k, v in state.items()}
-        bad = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-        found = sum(own[k].numel() for k in own if k in state)
-        total = sum(v.numel() for v in own.values())
-        old = (load_config(path / "config.yaml").get("model") or {}).get("name")
-        if bad or found < total / 2:
-            raise ConfigError(
-                f"{path}: its weights (model {old!r}) do not fit task {cfg['task']['name']!r} "
-                f"(model {(cfg.get('model') or {}).get('name')!r}): {len(bad)} mis-shaped keys "
-                f"{bad[:3]}, {found / max(total, 1):.0%} of the task's weights found"
-            )
-        missing, _ = ck.load_into(built, path / ck.MODEL_FILE, strict=False)
-        log.info(
-            "loaded %s into task %s; %d keys left at their initial values",
-            path,
-            cfg["task"]["name"],
-            len(missing),
-        )
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return built.to(device).eval(), cfg, path
 
 
 def markdown_table(metrics: dict[str, Any], title: str) -> str:
@@ -132,6 +74,8 @@ def evaluate_checkpoint(
 ) -> dict:
     """Evaluate a checkpoint; writes ``metrics.json`` and ``metrics.md`` into `out`. Returns the record."""
     overrides = list(overrides) + (["data.shuffle_frames=true"] if shuffle_frames else [])
+    from tempovl.inference import load_task
+
     built, cfg, path = load_task(ckpt, task, overrides, device)
     suffix = "-shuffled" if shuffle_frames else ""
     home = (

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from tempovl.cli import main
 from tempovl.data.subtitles import Sentence, read_subtitle_file
 from tempovl.errors import ConfigError, InputError
+from tempovl.inference import extract_video
 from tempovl.search.encoders import build_encoder, encoder_names
 from tempovl.search.hero_encoder import NORM_SCALE, HeroEncoder
 from tempovl.search.index import IndexData
 from tempovl.search.searcher import Searcher
 from tempovl.search.service import create_app
-from tempovl.tasks.cli_predict import extract_video
 
 pytestmark = pytest.mark.slow  # trains a checkpoint and indexes the tiny corpus (~20 s)
 

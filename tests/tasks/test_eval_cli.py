@@ -59,7 +59,7 @@ def test_evaluate_shuffle_frames_flag(vcmr_run):
 
 def test_predict_on_a_video_file_with_subtitles(vcmr_run, tiny_corpus, tiny_features, tmp_path, capsys):
     from tempovl.data.features import FeatureStore
-    from tempovl.tasks.cli_predict import extract_video
+    from tempovl.inference import extract_video
 
     vid = "tv00006"
     out = tmp_path / "pred.json"
