@@ -19,7 +19,7 @@ import torch
 
 from tempovl.config import load_config
 from tempovl.io import atomic_open
-from tempovl.models.text import SpecialTokens, beam_search, cached_length
+from tempovl.models.text import SpecialTokens, beam_search
 from tempovl.registry import build_model
 from tempovl.tasks.hero_caption import CaptionDecoder
 
@@ -42,13 +42,11 @@ def hero_step():
     decoder = CaptionDecoder(model.cfg, 2, 64).eval()
     word = model.text_embed.word
 
-    def before(seqs, enc, enc_mask, cache):  # the whole prefix, every position projected
-        return model.mlm_head(decoder(word(seqs), enc, enc_mask), word.weight)[:, -1]
+    def before(ids, enc, enc_mask, cache, start):  # the whole prefix, every position projected
+        return model.mlm_head(decoder(word(ids), enc, enc_mask), word.weight)[:, -1]
 
-    def now(seqs, enc, enc_mask, cache):  # the new position only, keys/values cached
-        start = cached_length(cache, seqs)
-        h = decoder(word(seqs[:, start:]), enc, enc_mask, cache, start)
-        return model.mlm_head(h[:, -1], word.weight)
+    def now(ids, enc, enc_mask, cache, start):  # the new position only, keys/values cached
+        return model.mlm_head(decoder(word(ids), enc, enc_mask, cache, start)[:, -1], word.weight)
 
     return before, now, model.cfg.hidden
 
@@ -56,14 +54,12 @@ def hero_step():
 def hitea_step():
     model = build_model(load_config("model/hitea-tiny")["model"]).eval()
 
-    def before(seqs, enc, enc_mask, cache):
-        return model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1]
+    def before(ids, enc, enc_mask, cache, start):
+        return model.decoder(ids, torch.ones_like(ids, dtype=torch.bool), enc, enc_mask)[:, -1]
 
-    def now(seqs, enc, enc_mask, cache):
-        start = cached_length(cache, seqs)
-        new = seqs[:, start:]
-        mask = torch.ones_like(new, dtype=torch.bool)
-        return model.decoder(new, mask, enc, enc_mask, last_only=True, cache=cache, start=start)
+    def now(ids, enc, enc_mask, cache, start):
+        mask = torch.ones_like(ids, dtype=torch.bool)
+        return model.decoder(ids, mask, enc, enc_mask, last_only=True, cache=cache, start=start)
 
     return before, now, model.cfg.hidden
 

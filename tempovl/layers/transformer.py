@@ -105,9 +105,16 @@ class Transformer(nn.Module):
         kv_mask: torch.Tensor | None = None,
         cache: list[dict] | None = None,
     ) -> torch.Tensor:
-        """``cache``: a list (empty at the first decoding step) that holds one dict per block."""
-        if cache is not None:
-            cache.extend({} for _ in range(len(self.blocks) - len(cache)))
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, kv, kv_mask, None if cache is None else cache[i])
+        """``cache``: a decoding key/value cache, see :func:`block_caches`."""
+        for block, block_cache in zip(self.blocks, block_caches(cache, len(self.blocks)), strict=True):
+            x = block(x, mask, kv, kv_mask, block_cache)
         return x if self.norm is None else self.norm(x)
+
+
+def block_caches(cache: list[dict] | None, depth: int) -> list[dict | None]:
+    """The per-block dicts of a decoding key/value cache (a list, empty at the first step, that this fills
+    with one dict per block), or ``depth`` Nones without a cache."""
+    if cache is None:
+        return [None] * depth
+    cache.extend({} for _ in range(depth - len(cache)))
+    return cache

@@ -29,7 +29,8 @@ from torch import nn
 
 from tempovl.errors import ConfigError
 from tempovl.layers import LMHead, TextEmbedding, TransformerBlock
-from tempovl.models.text import SpecialTokens, beam_search, bert_key_to_ours, cached_length, load_bert_state
+from tempovl.layers.transformer import block_caches
+from tempovl.models.text import SpecialTokens, beam_search, bert_key_to_ours, load_bert_state
 from tempovl.objectives.temporal import MTREHead
 from tempovl.objectives.vtc import VTCLoss, make_momentum_copy, momentum_update
 from tempovl.registry import register_model
@@ -178,10 +179,8 @@ class TextDecoder(nn.Module):
         pos = torch.arange(start, start + ids.shape[1], device=ids.device)[None].expand_as(ids)
         x = self.embeddings(ids, pos)
         self_mask = causal_mask(mask) if start == 0 else None  # later steps: one new position sees all
-        if cache is not None:
-            cache.extend({} for _ in range(len(self.blocks) - len(cache)))
-        for i, block in enumerate(self.blocks):
-            x = block(x, self_mask, kv=enc, kv_mask=enc_mask, cache=None if cache is None else cache[i])
+        for block, block_cache in zip(self.blocks, block_caches(cache, len(self.blocks)), strict=True):
+            x = block(x, self_mask, kv=enc, kv_mask=enc_mask, cache=block_cache)
         return self.head(x[:, -1] if last_only else x, self.embeddings.word.weight)
 
 
@@ -344,12 +343,10 @@ class Hitea(nn.Module):
         c = self.cfg
 
         def step(
-            seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor, cache: list | None
-        ) -> torch.Tensor:
-            start = cached_length(cache, seqs)
-            new = seqs[:, start:]
-            mask = torch.ones_like(new, dtype=torch.bool)
-            return self.decoder(new, mask, enc, enc_mask, last_only=True, cache=cache, start=start)
+            ids: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor, cache: list | None, start: int
+        ):
+            mask = torch.ones_like(ids, dtype=torch.bool)
+            return self.decoder(ids, mask, enc, enc_mask, last_only=True, cache=cache, start=start)
 
         tokens = SpecialTokens(bos=c.cls_id, eos=c.sep_id, pad=c.pad_id)
         return beam_search(

@@ -113,12 +113,6 @@ def load_bert_state(path: str | Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def cached_length(cache: list[dict] | None, seqs: torch.Tensor) -> int:
-    """How many leading positions of ``seqs`` a decoding key/value cache already holds: 0 without a cache
-    or at the first step, else all but the newest one (beam search adds one token per step)."""
-    return 0 if not cache else seqs.shape[1] - 1
-
-
 def reorder_cache(cache: list[dict], rows: torch.Tensor) -> None:
     """Keep the cached keys/values of the hypotheses that survive a beam step (``rows`` into the batch)."""
     for layer in cache:
@@ -129,7 +123,7 @@ def reorder_cache(cache: list[dict], rows: torch.Tensor) -> None:
 
 @torch.no_grad()
 def beam_search(
-    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, list | None], torch.Tensor],
+    step: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, list | None, int], torch.Tensor],
     enc: torch.Tensor,
     enc_mask: torch.Tensor,
     tokens: SpecialTokens,
@@ -143,10 +137,11 @@ def beam_search(
     """The one decoder: batched beam search (greedy when num_beams == 1) for HERO's TVC head and HiTeA's
     captioning / open-ended QA decoder.
 
-    ``step(seqs (N, L), enc (N, S, D), enc_mask (N, S), cache) -> next-token logits (N, V)`` runs the
-    decoder; ``cache`` is a key/value cache (a list the decoder fills; :func:`cached_length` says which
-    positions it holds) that this function reorders with the surviving beams, or None with
-    ``use_cache=False`` (every step re-encodes the whole prefix: the reference the cache must equal).
+    ``step(ids (N, L'), enc (N, S, D), enc_mask (N, S), cache, start) -> next-token logits (N, V)`` runs the
+    decoder over the positions ``start..`` of the prefixes: all of them at the first step, then only the
+    newest one, whose predecessors are in ``cache`` (a key/value cache, a list the decoder fills and this
+    function reorders with the surviving beams). With ``use_cache=False`` the cache is None and every step
+    re-encodes the whole prefix (``start`` 0): the reference the cache must equal.
     Sequences start with ``tokens.bos`` + prompt and end at ``tokens.eos``; ``tokens.pad`` and ``tokens.bos``
     are never generated, ``eos`` not before ``min_len`` tokens. A hypothesis's score is its summed
     log-probability divided by (generated length, eos included) ** length_penalty. Returns (ids (B, <= P +
@@ -162,7 +157,8 @@ def beam_search(
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
     cache: list | None = [] if use_cache else None
     for t in range(max_len):
-        logits = step(seqs, enc, enc_mask, cache).float()
+        start = seqs.shape[1] - 1 if cache else 0
+        logits = step(seqs[:, start:], enc, enc_mask, cache, start).float()
         logp = F.log_softmax(logits, dim=-1)  # (B*nb, V)
         logp[:, [c.pad, c.bos]] = float("-inf")
         if t < min_len:

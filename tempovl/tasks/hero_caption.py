@@ -36,7 +36,7 @@ from tempovl.io import write_json
 from tempovl.layers.transformer import Transformer
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
 from tempovl.models.hero import HeroConfig
-from tempovl.models.text import SpecialTokens, beam_search, cached_length
+from tempovl.models.text import SpecialTokens, beam_search
 from tempovl.registry import register_task
 from tempovl.tasks.hero_qa import HeroDownstreamTask
 
@@ -247,12 +247,9 @@ class HeroCaptionTask(HeroDownstreamTask):
         sp = self.specials
 
         def step(
-            seqs: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor, cache: list | None
-        ) -> torch.Tensor:
-            start = cached_length(cache, seqs)
-            return self.decode_logits(
-                seqs[:, start:], enc, enc_mask, last_only=True, cache=cache, start=start
-            )
+            ids: torch.Tensor, enc: torch.Tensor, enc_mask: torch.Tensor, cache: list | None, start: int
+        ):
+            return self.decode_logits(ids, enc, enc_mask, last_only=True, cache=cache, start=start)
 
         tokens = SpecialTokens(bos=sp.cls, eos=sp.sep, pad=sp.pad)
         ids, _ = beam_search(

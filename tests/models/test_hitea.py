@@ -182,8 +182,8 @@ def test_key_value_cache_decodes_exactly_what_re_encoding_the_prefix_does(num_be
         video_long, ids, mask, prompt_ids=[7, 8], max_len=6, min_len=6, num_beams=num_beams
     )
 
-    def full(seqs, enc, enc_mask, cache):
-        return model.decoder(seqs, torch.ones_like(seqs, dtype=torch.bool), enc, enc_mask)[:, -1]
+    def full(ids, enc, enc_mask, cache, start):
+        return model.decoder(ids, torch.ones_like(ids, dtype=torch.bool), enc, enc_mask)[:, -1]
 
     c = model.cfg
     tokens = SpecialTokens(bos=c.cls_id, eos=c.sep_id, pad=c.pad_id)
