@@ -3,9 +3,9 @@
 
 :func:`load_task` builds a checkpoint's task (or another compatible one) with its weights, in eval mode.
 :func:`predict` runs a checkpoint on one of your own video files: the frame features are extracted on the
-fly (:func:`extract_video`) with the extractor recorded in the checkpoint's data config (``data.extractor``, ``data.interval``,
-``data.extract_size``; older configs fall back to the manifest of the feature store at
-``data.features``), subtitles are read from an SRT / WebVTT file (none = a single-channel video), and
+fly (:func:`extract_video`) with the extractor recorded in the checkpoint's data config
+(``data.extractor``, ``data.interval``, ``data.extract_size``; older configs fall back to the manifest of
+the feature store at ``data.features``), subtitles are read from an SRT / WebVTT file (none = a single-channel video), and
 the task answers.
 
 The contract a task implements to be usable here (in the style of ``tasks/base.py``)::

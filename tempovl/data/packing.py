@@ -1,5 +1,6 @@
-"""Batch layout: :func:`pad_ids` (token-id rows -> padded ids + mask, used by every pipeline) and HERO's packed batch layout: the sentence groups of a batch of clips, packed into rows for the
-cross-modal pass (one attention block per group). Used by every HERO data pipeline and read by the HERO
+"""Batch layout. :func:`pad_ids`: token-id rows -> padded ids + mask, used by every pipeline.
+:func:`pack_clips`: HERO's packed layout, the sentence groups of a batch of clips packed into rows for the
+cross-modal pass (one attention block per group), built by every HERO data pipeline and read by the HERO
 models (``tempovl.models.hero``)."""
 
 from __future__ import annotations

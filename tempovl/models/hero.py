@@ -324,8 +324,9 @@ class Hero(nn.Module):
         frame_order: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Full hierarchical encoding of a packed batch (``frame_feats (B, T, F)``, ``frame_mask (B, T)``
-        and the :func:`tempovl.data.packing.pack_clips` tensors). ``frame_masked (B, T)``: MFM-masked frames (zeroed, mask
-        embedding added); ``frame_order``: FOM shuffle. Token outputs stay in the packed layout."""
+        and the :func:`tempovl.data.packing.pack_clips` tensors). ``frame_masked (B, T)``: MFM-masked
+        frames (zeroed, mask embedding added); ``frame_order``: FOM shuffle. Token outputs stay in the
+        packed layout."""
         frame_feats, frame_mask = batch["frame_feats"], batch["frame_mask"]
         frame_cross, packed = self.forward_cross(batch, frame_feats, frame_masked)
         frame_emb = self.frame_residual(frame_feats, frame_masked)
