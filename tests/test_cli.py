@@ -1,14 +1,15 @@
 import subprocess
 import sys
 
+import pytest
+
 from tempovl.cli import COMMANDS, main
 
 
 def test_help_lists_every_command(capsys):
-    try:
+    with pytest.raises(SystemExit) as e:
         main(["--help"])
-    except SystemExit as e:
-        assert e.code == 0
+    assert e.value.code == 0
     out = capsys.readouterr().out
     for name in COMMANDS:
         assert name in out

@@ -14,7 +14,7 @@ The layout follows the official code (linjieli222/HERO) so that its checkpoints 
   position embeddings and a LayerNorm are added before the layers.
 * Query encoder (VSM and retrieval): the Cross-modal Transformer alone over the query tokens, then
   ``LN/Linear/ReLU`` input projection, position embeddings, one BERT self-attention layer and an
-  attention pooling (a ``d -> 1`` scoring vector, softmax over tokens).
+  attention pooling (``layers.pooling.AttentionPool``: a ``d -> 1`` scoring vector, softmax over tokens).
 * Heads: MLM (tied to the word embeddings), MFFR regression (shared with MNCE, as in the official
   code), FOM classifier over ``max_clip_len`` positions, VSM query projection + two 1-D convolutions.
 
@@ -41,6 +41,7 @@ from tempovl.errors import ConfigError
 from tempovl.layers.attention import Attention
 from tempovl.layers.embeddings import TextEmbedding
 from tempovl.layers.heads import LMHead
+from tempovl.layers.pooling import AttentionPool
 from tempovl.layers.transformer import Transformer
 from tempovl.models.text import BERT_NAMES, BERT_SELF_LAYER, load_bert_state
 from tempovl.registry import register_model
@@ -153,14 +154,13 @@ class QueryEncoder(nn.Module):
         self.attn = Attention(cfg.hidden, cfg.num_heads, dropout=cfg.attn_dropout, impl=cfg.attn_impl)
         self.attn_drop = nn.Dropout(cfg.dropout)
         self.attn_norm = nn.LayerNorm(cfg.hidden, eps=cfg.layer_ln_eps)
-        self.pool = nn.Linear(cfg.hidden, 1, bias=False)
+        self.pool = AttentionPool(cfg.hidden)
 
     def forward(self, token_states: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
         """token_states (N, L, D), token_mask (N, L) bool -> query vectors (N, D)."""
         x = self.embed(F.relu(self.input_proj(self.input_drop(self.input_norm(token_states)))))
         x = self.attn_norm(x + self.attn_drop(self.attn(x, token_mask)))
-        scores = self.pool(x).squeeze(-1).masked_fill(~token_mask, -1e4)  # (N, L), official mask value
-        return torch.einsum("nl,nld->nd", scores.softmax(dim=-1), x)
+        return self.pool(x, token_mask, dim=1)
 
 
 class GeluNormMLP(nn.Module):

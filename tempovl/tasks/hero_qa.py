@@ -46,13 +46,13 @@ from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import read_jsonl
+from tempovl.layers.pooling import MASK_VALUE, AttentionPool
 from tempovl.metrics.qa import qa_accuracy
 from tempovl.models.hero import GeluNormMLP, Hero
 from tempovl.registry import register_task
 from tempovl.tasks.base import Task
 from tempovl.tasks.hero_pretrain import setup_hero
 
-MASK_VALUE = -1e4  # logit at padded frames (the official mask_logits uses a large negative number)
 CONSTANT_MAJORITY = 99.0  # percent of items with the same predicted class/index: a constant predictor
 CONSTANT_SPREAD = 0.01  # prob_spread below this: the predictions do not depend on the input
 
@@ -249,20 +249,6 @@ class TextClipCollate:
         batch["span_targets"] = torch.tensor([it["span"] for it in items], dtype=torch.long)  # (B, 2)
         batch["ids"] = [it["id"] for it in items]
         return batch
-
-
-class AttentionPool(nn.Module):
-    """Softmax attention pooling with a learned ``d -> 1`` scoring vector over one dimension."""
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.score = nn.Linear(dim, 1, bias=False)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
-        """x (..., D), mask bool like x[..., 0] (True = valid) -> x pooled over `dim` (x without `dim`)."""
-        scores = self.score(x).squeeze(-1).masked_fill(~mask, MASK_VALUE)
-        weights = scores.softmax(dim=dim).unsqueeze(-1)
-        return (weights * x).sum(dim=dim)
 
 
 def span_frames(span: Sequence[float] | None, num_frames: int, interval: float) -> tuple[int, int]:

@@ -130,13 +130,19 @@ def test_shuffled_evaluation_changes_only_the_frame_order(tiny_corpus, tmp_path)
 
 
 def test_training_sampling_is_augmented_but_keeps_shape(tiny_corpus, tmp_path):
-    task = build_task(
-        _cfg("retrieval", tiny_corpus, tmp_path, ["data.flip_prob=1.0", "data.crop_scale=[1.0,1.0]"])
-    )
-    path = task.data("train").videos[0]
-    torch.manual_seed(0)
-    video = task.sampler.sample(path, 0, True)
-    assert video.shape == (4, 32, 32, 3) and video.dtype == torch.uint8
+    """Training frames are flipped when ``data.flip_prob`` says so, from the same draw as unflipped ones."""
+    samples = {}
+    for flip in (0.0, 1.0):
+        task = build_task(
+            _cfg("retrieval", tiny_corpus, tmp_path, [f"data.flip_prob={flip}", "data.crop_scale=[1.0,1.0]"])
+        )
+        path = task.data("train").videos[0]
+        torch.manual_seed(0)  # the same frame times for both: the flip is the only difference
+        samples[flip] = task.sampler.sample(path, 0, True)
+    plain, flipped = samples[0.0], samples[1.0]
+    assert flipped.shape == (4, 32, 32, 3) and flipped.dtype == torch.uint8
+    assert not torch.equal(flipped, plain)
+    assert torch.equal(flipped, plain.flip(2))
 
 
 def _bad_tvqa(tmp_path: Path, **change) -> Path:
