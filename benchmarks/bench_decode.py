@@ -21,7 +21,7 @@ from tempovl.config import load_config
 from tempovl.io import atomic_open
 from tempovl.models.text import SpecialTokens, beam_search
 from tempovl.registry import build_model
-from tempovl.tasks.hero_caption import CaptionDecoder
+from tempovl.tasks.hero.caption import CaptionDecoder
 
 TARGET = 4.0  # issue 16: beam-search captions per second at least 4x today's, identical outputs
 

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from tempovl.config import load_config
 from tempovl.io import atomic_open
 from tempovl.registry import build_model
-from tempovl.tasks.hitea_losses import pretraining_losses
+from tempovl.tasks.hitea.losses import pretraining_losses
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -17,12 +17,12 @@ def load(path):
     return load_exported(path)
 
 
-_INFERENCE = ("load_task", "predict", "extract_video")
+_INFERENCE = ("load_task", "predict", "extract_video", "encode_video", "encode_text")
 
 
 def __getattr__(name):
-    """``tempovl.load_task`` / ``predict`` / ``extract_video`` (:mod:`tempovl.inference`), imported on first
-    use so that ``import tempovl`` stays light."""
+    """``tempovl.load_task`` / ``predict`` / ``extract_video`` / ``encode_video`` / ``encode_text``
+    (:mod:`tempovl.inference`), imported on first use so that ``import tempovl`` stays light."""
     if name in _INFERENCE:
         from tempovl import inference
 

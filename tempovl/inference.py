@@ -1,5 +1,5 @@
-"""The library's inference API (``tempovl.load_task``, ``tempovl.predict``, ``tempovl.extract_video``); the
-``tempovl predict`` / ``evaluate`` commands, the search index and the demo call it.
+"""The library's inference API (``tempovl.load_task``, ``predict``, ``extract_video``, ``encode_video``,
+``encode_text``); the ``tempovl predict`` / ``evaluate`` commands, the search index and the demo call it.
 
 :func:`load_task` builds a checkpoint's task (or another compatible one) with its weights, in eval mode.
 :func:`predict` runs a checkpoint on one of your own video files: the frame features are extracted on the
@@ -8,23 +8,19 @@ fly (:func:`extract_video`) with the extractor recorded in the checkpoint's data
 the feature store at ``data.features``), subtitles are read from an SRT / WebVTT file (none = a single-channel video), and
 the task answers.
 
-The contract a task implements to be usable here (in the style of ``tasks/base.py``)::
+:func:`encode_video` / :func:`encode_text` give a HERO retrieval (or pre-training) checkpoint's frame and
+query embeddings, the vectors the search index stores: a query's cosine with a frame is HERO's frame
+score, and the video's score is the maximum over its frames.
 
-    def predict_video(self, video_feats, sentences, **kwargs) -> dict:
-        '''video_feats: (T, F) float32 numpy array of the video's feature-frames, one per
-        ``data.interval`` seconds, from the checkpoint's extractor; sentences: the subtitle
-        ``tempovl.data.subtitles.Sentence`` list (maybe empty). kwargs: what the user asked:
-        ``query=str, top_k=int`` (moment retrieval) or ``question=str, answers=list[str]`` (QA).
-        Returns a JSON-serialisable dict: retrieval tasks ``{"video_score", "moments": [{"start",
-        "end", "score"}, ...]}`` best first; QA tasks ``{"answer_idx", "answer", "probs", ...}``.
-        A task raises ConfigError for a kind of request it cannot answer.'''
-
-Tasks without ``predict_video`` are refused with a ConfigError naming the task.
+A task answers through its ``predict`` method (``tempovl.tasks.base``): ``predict_input`` says whether it
+takes extracted features or the video file, ``predict_needs`` which :class:`~tempovl.tasks.base.PredictRequest`
+fields it cannot do without, and the answer is one of the typed predictions there. A task with
+``predict_input = None`` is refused with a ConfigError naming it.
 """
 
 from __future__ import annotations
 
-import inspect
+import functools
 import json
 import logging
 from pathlib import Path
@@ -37,6 +33,8 @@ from tempovl.engine.checkpoint import resolve_checkpoint
 from tempovl.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
+
+ASKS = ("query", "question", "answers", "statement", "start", "end")  # request fields that ask something
 
 
 def checkpoint_config(ckpt: Path, task: str | None, overrides: list[str]) -> tuple[dict, bool]:
@@ -138,30 +136,88 @@ def predict(
     device: str = "auto",
     **request,
 ) -> dict:
-    """Run checkpoint `ckpt` on one video file; `request` is ``query=...`` or ``question=..., answers=[...]``."""
+    """Run checkpoint `ckpt` on one video file. `request`: the fields of
+    :class:`~tempovl.tasks.base.PredictRequest` (``query=...``, ``question=..., answers=[...]``,
+    ``statement=...``, ``start=..., end=...``); None values are left out. Returns the task's prediction
+    with ``checkpoint``, ``task`` and ``video`` added."""
     from tempovl.data.subtitles import read_subtitle_file
+    from tempovl.tasks.base import PredictRequest
 
     if not Path(video).is_file():
         raise InputError(f"{video}: no such video file")
     task, cfg, path = load_task(ckpt, None, list(overrides), device)
-    if not callable(getattr(task, "predict_video", None)):
+    name = cfg["task"]["name"]
+    if task.predict_input is None:
         raise ConfigError(
-            f"{path}: task {cfg['task']['name']!r} does not implement predict_video "
-            "(it cannot answer queries or questions about a single video)"
+            f"{path}: task {name!r} does not predict (it cannot answer queries or questions about a single video)"
         )
+    given = {k: v for k, v in request.items() if v is not None}
+    unknown = sorted(set(given) - set(PredictRequest.__dataclass_fields__) - {"video", "sentences"})
+    if unknown:
+        raise ConfigError(f"predict: unknown request field(s) {unknown}")
+    needed = [n for n in task.predict_needs if n not in given]
+    if needed:
+        flags = " ".join(f"--{n.replace('_', '-')}" for n in needed)
+        asked = [n for n in given if n in ASKS and n not in task.predict_needs]
+        instead = f": give {flags}, not " + " ".join(f"--{n}" for n in asked) if asked else ""
+        raise ConfigError(f"{path}: task {name!r} needs {flags}{instead}")
     sentences = read_subtitle_file(subtitles) if subtitles else []
-    if getattr(task, "predict_input", "features") == "video":  # models over raw frames (HiTeA) read the file
+    if task.predict_input == "video":  # models over raw frames (HiTeA) read the file
         inputs = str(video)
     else:  # models over frame features (HERO) get them extracted on the fly, as the checkpoint was trained
         spec, step, frame_size = extraction_settings(cfg)
         inputs = extract_video(video, extractor or spec, interval or step, size or frame_size)
-    given = {k: v for k, v in request.items() if v is not None}
-    params = list(inspect.signature(task.predict_video).parameters.values())[2:]  # after (inputs, sentences)
-    needed = [
-        p.name for p in params if p.default is p.empty and p.kind != p.VAR_KEYWORD and p.name not in given
-    ]
-    if needed:
-        flags = " ".join(f"--{n.replace('_', '-')}" for n in needed)
-        raise ConfigError(f"{path}: task {cfg['task']['name']!r} needs {flags}")
-    result = task.predict_video(inputs, sentences, **given)
-    return {"checkpoint": str(path), "task": cfg["task"]["name"], "video": str(video), **result}
+        given.setdefault("interval", interval or step)
+    result = task.predict(PredictRequest(video=inputs, sentences=sentences, **given))
+    return {"checkpoint": str(path), "task": name, "video": str(video), **result}
+
+
+PRETRAIN_TASK, PRETRAIN_AS = "hero-pretrain", "hero-vcmr"  # a pre-training checkpoint's VSM heads serve VCMR
+
+
+@functools.lru_cache(maxsize=4)
+def _retrieval_task(path: Path, stamp: float, device: str):
+    from tempovl.tasks.hero.retrieval import HeroRetrievalTask
+
+    own = (load_config(path / "config.yaml").get("task") or {}).get("name")
+    task, cfg, _ = load_task(path, PRETRAIN_AS if own == PRETRAIN_TASK else None, [], device)
+    if not isinstance(task, HeroRetrievalTask) or task.kind != "moment":
+        raise ConfigError(
+            f"{path}: task {own!r} is not a HERO moment-retrieval checkpoint "
+            f"(need hero-vcmr, hero-didemo or {PRETRAIN_TASK})"
+        )
+    return task, cfg
+
+
+def load_retrieval_task(ckpt: str | Path, device: str = "auto"):
+    """A HERO moment-retrieval task of checkpoint `ckpt` (``hero-pretrain`` is loaded as ``hero-vcmr``),
+    and its config; loaded once per checkpoint version and device."""
+    from tempovl.engine.checkpoint import MODEL_FILE
+
+    path = resolve_checkpoint(ckpt).resolve()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return _retrieval_task(path, (path / MODEL_FILE).stat().st_mtime, device)
+
+
+def encode_video(
+    ckpt: str | Path, video: str | Path, subtitles: str | Path | None = None, device: str = "auto"
+) -> np.ndarray:
+    """HERO's contextual frame embeddings V_temp (T, D) float32 of a whole video file, one per
+    ``data.interval`` seconds (features extracted as the checkpoint's were; subtitles from SRT / WebVTT)."""
+    from tempovl.data.subtitles import read_subtitle_file
+
+    if not Path(video).is_file():
+        raise InputError(f"{video}: no such video file")
+    task, cfg = load_retrieval_task(ckpt, device)
+    spec, step, size = extraction_settings(cfg)
+    feats = extract_video(video, spec, step, size)
+    sentences = read_subtitle_file(subtitles) if subtitles else []
+    return task.encode_whole_video(feats, sentences, step, where=str(video)).float().cpu().numpy()
+
+
+def encode_text(ckpt: str | Path, texts: list[str], device: str = "auto") -> np.ndarray:
+    """Query embeddings (Q, D) float32 of a HERO retrieval checkpoint (its query encoder)."""
+    task, _ = load_retrieval_task(ckpt, device)
+    with torch.no_grad():
+        return task.encode_queries(list(texts)).float().cpu().numpy()

@@ -62,6 +62,11 @@ class DataConfig:
     # permuted with a fixed seed per clip; subtitles stay where they were (`tempovl evaluate --shuffle-frames`)
     shuffle_frames: bool = False
     shuffle_seed: int = 0
+    # what `predict` needs to extract a user's video as the training features were: filled from the feature
+    # store's manifest and recorded in checkpoints
+    extractor: str | None = None  # feature extractor spec
+    interval: float | None = None  # seconds per feature-frame
+    extract_size: int | None = None  # frame size the features were extracted at (None = extractor default)
 
 
 @dataclass

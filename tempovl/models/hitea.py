@@ -11,7 +11,7 @@ Architecture (paper section 3 and appendix C.2; layout of the public ModelScope 
         the video alone (captioning); ``generate`` does greedy and beam search.
 
 The model returns representations and never computes a loss: the six pre-training losses (VTC, VTM, MLM,
-PrefixLM, CME, MTRE) are composed in :mod:`tempovl.tasks.hitea_losses` from its encoders and heads and
+PrefixLM, CME, MTRE) are composed in :mod:`tempovl.tasks.hitea.losses` from its encoders and heads and
 from ``tempovl/objectives``; ``HiteaConfig.losses`` switches them (Table 4). The heads and the VTC queues
 stay here, so checkpoints keep their layout.
 """

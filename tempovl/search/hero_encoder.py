@@ -43,17 +43,6 @@ from tempovl.search.encoders import CHECKPOINT_ENCODER, VideoEncoding, register_
 
 NORM_SCALE = 1e-3  # frame / query norms are stored times this (see the module docstring)
 _EPS = 1e-5  # as vsm_global_scores' F.normalize
-PRETRAIN_TASK = "hero-pretrain"
-PRETRAIN_AS = "hero-vcmr"  # the task a pre-training checkpoint is loaded as
-
-
-def _shift(sentences: list[Sentence], start: float, end: float) -> list[Sentence]:
-    """The sentences overlapping [start, end), with times relative to `start`."""
-    return [
-        Sentence(s.text, s.start - start, s.end - start, s.speaker)
-        for s in sentences
-        if s.start < end and s.end > start
-    ]
 
 
 class HeroEncoder:
@@ -75,7 +64,7 @@ class HeroEncoder:
         size: int | None,
         weights_sha256: str,
     ):
-        from tempovl.tasks.hero_retrieval import HeroRetrievalTask
+        from tempovl.tasks.hero.retrieval import HeroRetrievalTask
 
         if not isinstance(task, HeroRetrievalTask):
             raise ConfigError(
@@ -90,7 +79,6 @@ class HeroEncoder:
         self.size = size
         self.hidden = int(task.model.cfg.hidden)
         self.dim = self.hidden + 2
-        self.max_frames = int(task.data_cfg.max_frames)
         # the task's span-length window, so that `tempovl search` decodes moments as `tempovl evaluate`
         self.span_frames = (int(task.c.min_span_frames), int(task.c.max_span_frames))
         self.spec = f"{self.name}:{self.checkpoint}"
@@ -112,21 +100,12 @@ class HeroEncoder:
         The feature extractor, interval and frame size default to those recorded in the checkpoint's
         data config (or its feature store's manifest); pass them to override.
         """
-        from tempovl.config import load_config
-        from tempovl.engine.checkpoint import CONFIG_FILE, MODEL_FILE, resolve_checkpoint
-        from tempovl.inference import extraction_settings, load_task
+        from tempovl.engine.checkpoint import MODEL_FILE, resolve_checkpoint
+        from tempovl.inference import extraction_settings, load_retrieval_task
         from tempovl.io import sha256_file
-        from tempovl.tasks.hero_retrieval import HeroRetrievalTask
 
         ckpt = resolve_checkpoint(path).resolve()
-        own = (load_config(ckpt / CONFIG_FILE).get("task") or {}).get("name")
-        as_task = PRETRAIN_AS if own == PRETRAIN_TASK else None
-        task, cfg, _ = load_task(ckpt, as_task, [], device)
-        if not isinstance(task, HeroRetrievalTask) or task.kind != "moment":
-            raise ConfigError(
-                f"{ckpt}: task {own!r} is not a HERO moment-retrieval checkpoint "
-                f"(need hero-vcmr, hero-didemo or {PRETRAIN_TASK})"
-            )
+        task, cfg = load_retrieval_task(ckpt, device)
         spec, step, frame_size = extraction_settings(cfg)
         return cls(
             task,
@@ -155,32 +134,9 @@ class HeroEncoder:
         self, feats: np.ndarray, subtitles: list[Sentence], where: str = "video"
     ) -> torch.Tensor:
         """HERO's V_temp (T, D) of one video from its features (T, F), in clips of `data.max_frames`."""
-        from tempovl.data.hero_data import clip_units
-
-        task = self.task
-        feats = np.asarray(feats, dtype=np.float32)
-        frame_dim = task.model.cfg.frame_dim
-        if feats.ndim != 2 or feats.shape[1] != frame_dim or len(feats) == 0:
-            raise InputError(
-                f"{where}: features of shape {feats.shape}; the checkpoint expects (T >= 1, {frame_dim}) "
-                f"from extractor {self.extractor!r}"
-            )
-
-        def tokenize(text: str) -> list[int]:
-            return task.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-        items = []
-        for lo in range(0, len(feats), self.max_frames):
-            clip = feats[lo : lo + self.max_frames]  # (Tc, F)
-            t0 = lo * self.frame_interval
-            sentences = _shift(subtitles, t0, t0 + len(clip) * self.frame_interval)
-            units = clip_units(
-                sentences, len(clip), self.frame_interval, tokenize, task.data_cfg.max_sentence_tokens
-            )
-            items.append({"vid": f"{where}@{lo}", "frame_feats": clip, "units": units})
         with self._lock:
-            frames, masks = task.encode_videos(items)  # (Nc, Tc, D), (Nc, Tc)
-        return frames[masks].float().cpu()  # (T, D): the clips' valid frames in order
+            frames = self.task.encode_whole_video(feats, subtitles, self.frame_interval, where)
+        return frames.float().cpu()
 
     def encode_features(
         self, feats: np.ndarray, subtitles: list[Sentence], where: str = "video"

@@ -17,6 +17,10 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--query", help="text query: rank the moments of the video")
     parser.add_argument("--question", help="a question about the video (QA checkpoints)")
     parser.add_argument("--answers", nargs="+", metavar="ANSWER", help="the candidate answers")
+    parser.add_argument("--statement", help="a statement to check against the video (VIOLIN checkpoints)")
+    parser.add_argument("--start", type=float, help="captioning: the moment's start, in seconds")
+    parser.add_argument("--end", type=float, help="captioning: the moment's end, in seconds")
+    parser.add_argument("--beam-size", type=int, help="captioning: beams (default: the checkpoint's)")
     parser.add_argument("--top-k", type=int, default=5, help="moments to print")
     parser.add_argument("--extractor", help="override the feature extractor spec")
     parser.add_argument("--interval", type=float, help="override seconds per feature-frame")
@@ -33,12 +37,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "predict: give --query (moment retrieval) or --question [--answers ...] (QA), not both"
         )
-    # no query and no question: tasks that need none (captioning) answer; the others say what they need
-    request = (
-        {"query": args.query, "top_k": args.top_k}
-        if args.query
-        else {"question": args.question, "answers": list(args.answers) if args.answers else None}
-    )
+    # tasks that need nothing (video captioning) answer; the others say which of these they need
+    request = {
+        "query": args.query,
+        "top_k": args.top_k,
+        "question": args.question,
+        "answers": list(args.answers) if args.answers else None,
+        "statement": args.statement,
+        "start": args.start,
+        "end": args.end,
+        "beam_size": args.beam_size,
+    }
     result = tempovl_predict(
         args.checkpoint,
         args.video,

@@ -255,8 +255,8 @@ def test_seconds_to_frames_bad_input():
 
 def test_every_task_converts_seconds_with_the_same_rule():
     """TVQA and TVC labels come from seconds_to_frames: same float-robust boundaries (issue 14)."""
-    from tempovl.tasks.hero_caption import moment_frames
-    from tempovl.tasks.hero_qa import span_frames
+    from tempovl.tasks.hero.caption import moment_frames
+    from tempovl.tasks.hero.qa import span_frames
 
     assert span_frames([0.0, 2.1], 100, 0.3) == seconds_to_frames(0.0, 2.1, 0.3, 100) == (0, 6)
     assert span_frames([0.7, 1.5], 100, 0.1) == (7, 14)

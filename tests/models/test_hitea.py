@@ -8,7 +8,7 @@ from tempovl.data.masking import mask_tokens
 from tempovl.errors import ConfigError
 from tempovl.models.hitea import LOSSES, Hitea, HiteaConfig
 from tempovl.models.text import split_prefix
-from tempovl.tasks.hitea_losses import pretraining_losses
+from tempovl.tasks.hitea.losses import pretraining_losses
 
 CLS, SEP, MASK = 1, 2, 3
 

@@ -122,7 +122,7 @@ def test_global_scores_and_localize_are_the_tasks(hero, hero_index, video):
 
 def test_search_ranks_moments_as_the_tasks_evaluation(hero, hero_index):
     """`tempovl search` decodes with the checkpoint task's span window and decoder (issue 14)."""
-    from tempovl.tasks import hero_moments as hm
+    from tempovl.tasks.hero import moments as hm
 
     task = hero.task
     searcher = Searcher(hero_index, encoder=hero, per_video=20)
@@ -145,12 +145,12 @@ def test_long_video_is_encoded_in_clips(hero, video):
     """Past data.max_frames, consecutive clips with their own (shifted) subtitles; nothing is cut."""
     feats, subs, _ = video
     task = hero.task
-    full = hero.max_frames
-    hero.max_frames = 8
+    full = task.data_cfg.max_frames
+    task.data_cfg.max_frames = 8
     try:
         rows = hero.encode_features(feats, subs)
     finally:
-        hero.max_frames = full
+        task.data_cfg.max_frames = full
     assert len(rows) == len(feats) == 18
     d = task.model.cfg.hidden
     second = [Sentence(s.text, s.start - 12.0, s.end - 12.0, s.speaker) for s in subs if s.end > 12.0]

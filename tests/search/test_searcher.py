@@ -167,7 +167,7 @@ def test_search_decodes_moments_as_evaluate(search_index, encoder, window):
     """Same probabilities -> the same spans, in the same order, as the evaluation decoder (issue 14)."""
     import torch
 
-    from tempovl.tasks import hero_moments as hm
+    from tempovl.tasks.hero import moments as hm
 
     fixed = FixedProbs(encoder, span_frames=window)
     searcher = Searcher(search_index, encoder=fixed, per_video=50)

@@ -12,7 +12,8 @@ import torch
 
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import InputError
-from tempovl.tasks.hero_caption import HeroCaptionTask, moment_frames
+from tempovl.tasks.base import PredictRequest
+from tempovl.tasks.hero.caption import HeroCaptionTask, moment_frames
 
 
 @pytest.fixture(scope="module")
@@ -93,13 +94,13 @@ def test_beam_one_equals_greedy(tvc_task):
     assert len(wide) == 3 and all(isinstance(c, str) for c in wide)
 
 
-def test_predict_video_captions_a_moment(tvc_task):
+def test_predict_captions_a_moment(tvc_task):
     feats = np.random.default_rng(2).standard_normal((20, tvc_task.model.cfg.frame_dim)).astype(np.float32)
     subs = [Sentence("Alice: look at that.", 1.0, 4.0)]
-    out = tvc_task.predict_video(feats, subs, start=3.0, end=9.0)
+    out = tvc_task.predict(PredictRequest(feats, subs, start=3.0, end=9.0))
     assert isinstance(out["caption"], str) and out["frames"] == [2, 6]
     with pytest.raises(InputError, match="start < end"):
-        tvc_task.predict_video(feats, subs, start=9.0, end=3.0)
+        tvc_task.predict(PredictRequest(feats, subs, start=9.0, end=3.0))
 
 
 @pytest.mark.slow

@@ -115,7 +115,7 @@ def test_evaluate_is_deterministic_and_reports_every_metric(task):
 def test_vsm_recall_is_the_shared_metric_in_percent_with_pessimistic_ties(task, monkeypatch):
     """VSM R@K comes from tempovl.metrics.retrieval (issue 14): a model that scores every clip the same
     ranks each query's clip last (rank = number of clips), not first."""
-    import tempovl.tasks.hero_pretrain as hp
+    import tempovl.tasks.hero.pretrain as hp
 
     def tied(queries, frames, masks):
         return torch.zeros(len(queries), len(frames))  # (Nq, Nv): every clip scores the same

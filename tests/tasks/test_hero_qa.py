@@ -11,7 +11,8 @@ import torch
 
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import InputError
-from tempovl.tasks.hero_qa import HeroQAConfig, HeroQATask, HeroViolinTask, check_qa_record, span_frames
+from tempovl.tasks.base import PredictRequest
+from tempovl.tasks.hero.qa import HeroQAConfig, HeroQATask, HeroViolinTask, check_qa_record, span_frames
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_bad_answer_index_names_the_record(qa_task, tiny_corpus, tmp_path):
 
 
 def _fresh_dataset(task):
-    from tempovl.tasks.hero_qa import QADataset
+    from tempovl.tasks.hero.qa import QADataset
 
     return QADataset(task, "train")
 
@@ -120,17 +121,17 @@ def test_in_memory_records_are_checked():
         check_qa_record(good, 5, "q8")
 
 
-def test_predict_video_answers_a_question(qa_task):
+def test_predict_answers_a_question(qa_task):
     dim = qa_task.model.cfg.frame_dim
     feats = np.random.default_rng(1).standard_normal((12, dim)).astype(np.float32)
     subs = [Sentence("Alice: where is the box?", 0.5, 3.0), Sentence("Bob: in the kitchen.", 4.0, 6.5)]
-    out = qa_task.predict_video(
-        feats, subs, question="Where is the box?", answers=["kitchen", "garden", "bed"]
+    out = qa_task.predict(
+        PredictRequest(feats, subs, question="Where is the box?", answers=["kitchen", "garden", "bed"])
     )
     assert out["answer_idx"] in (0, 1, 2) and len(out["probs"]) == 3
     assert abs(sum(out["probs"]) - 1.0) < 1e-5
     with pytest.raises(InputError, match=rf"expected shape \(T, {dim}\)"):
-        qa_task.predict_video(feats[:, :5], subs, question="q", answers=["a", "b"])
+        qa_task.predict(PredictRequest(feats[:, :5], subs, question="q", answers=["a", "b"]))
 
 
 def test_violin_finetune_through_the_engine(tiny_corpus, tiny_features, tmp_path, hero_tiny_config):
@@ -154,7 +155,7 @@ def test_violin_heads_get_gradients(tiny_corpus, tiny_features, tmp_path, hero_t
     for name, p in task.heads.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     feats = np.zeros((5, task.model.cfg.frame_dim), dtype=np.float32)
-    pred = task.predict_video(feats, [], statement="The red circle jumps.")
+    pred = task.predict(PredictRequest(feats, [], statement="The red circle jumps."))
     assert pred["label"] in (0, 1) and 0.0 <= pred["prob"] <= 1.0
 
 
@@ -181,7 +182,7 @@ def test_violin_training_items_hold_both_statements_of_a_pair(
 
 
 def test_order_breakdown_comes_from_meta(tiny_corpus, tmp_path):
-    from tempovl.tasks.hero_qa import order_types, read_meta
+    from tempovl.tasks.hero.qa import order_types, read_meta
 
     assert read_meta(tmp_path, "tvqa_val.jsonl") == {}
     meta = read_meta(tiny_corpus, "tvqa_val.jsonl")
@@ -206,18 +207,18 @@ def test_pretrained_hero_weights_initialise_everything_but_the_heads(qa_task, tm
 
 
 def test_constant_predictions_are_flagged(caplog):
-    from tempovl.tasks.hero_qa import prediction_spread, warn_if_constant
+    from tempovl.tasks.hero.qa import prediction_spread, warn_if_constant
 
     flat = prediction_spread(np.full(40, 0.516))  # VIOLIN: the same P(entailed) for every statement
     assert flat == {"pred_majority": 100.0, "prob_spread": 0.0}
-    with caplog.at_level("WARNING", logger="tempovl.tasks.hero_qa"):
+    with caplog.at_level("WARNING", logger="tempovl.tasks.hero.qa"):
         assert warn_if_constant("hero-violin (val)", 300, flat, 40)
     assert "hero-violin (val), step 300: the predictions are constant" in caplog.text
     qa = prediction_spread(np.full((30, 5), 0.2))  # QA: all candidates scored alike
     assert qa["prob_spread"] == 0.0 and warn_if_constant("hero-tvqa (val)", 7, qa, 30)
     caplog.clear()
     probs = np.random.default_rng(0).uniform(0.0, 1.0, size=40)
-    with caplog.at_level("WARNING", logger="tempovl.tasks.hero_qa"):
+    with caplog.at_level("WARNING", logger="tempovl.tasks.hero.qa"):
         assert not warn_if_constant("hero-violin (val)", 1, prediction_spread(probs), 40)
     assert caplog.text == ""
 
@@ -229,7 +230,7 @@ def test_evaluation_reports_spread_and_warns_on_a_constant_model(
     with torch.no_grad():  # a head that ignores its input: P(entailed) = 0.5 for every statement
         task.heads["violin_head"].fc2.weight.zero_()
         task.heads["violin_head"].fc2.bias.zero_()
-    with caplog.at_level("WARNING", logger="tempovl.tasks.hero_qa"):
+    with caplog.at_level("WARNING", logger="tempovl.tasks.hero.qa"):
         metrics = task.evaluate("val")
     assert metrics["prob_spread"] == 0.0 and metrics["pred_majority"] == 100.0
     assert "hero-violin (val), step 0: the predictions are constant" in caplog.text

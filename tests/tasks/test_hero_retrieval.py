@@ -16,8 +16,9 @@ from tempovl.io import read_jsonl
 from tempovl.metrics import eval_tvr
 from tempovl.objectives.matching import hinge_both_ways
 from tempovl.registry import build_task
-from tempovl.tasks import hero_moments as hm
-from tempovl.tasks.hero_retrieval import flatten_tvr, hard_hinge
+from tempovl.tasks.base import PredictRequest
+from tempovl.tasks.hero import moments as hm
+from tempovl.tasks.hero.retrieval import flatten_tvr, hard_hinge
 
 TASKS = {"hero-vcmr": "hero-tiny-vcmr", "hero-didemo": "hero-tiny-didemo", "hero-msrvtt": "hero-tiny-msrvtt"}
 
@@ -210,15 +211,29 @@ def test_queries_naming_videos_outside_the_split_are_an_input_error(tiny_corpus,
         task.queries("val")
 
 
-def test_predict_video_ranks_moments_inside_the_video(tasks):
+def test_predict_ranks_moments_inside_the_video(tasks):
     task = tasks["hero-vcmr"]
     vid = task.clips("val").vids[0]
     feats = task.store[vid]
-    out = task.predict_video(feats, [], query="the red circle jumps", top_k=4)
+    out = task.predict(PredictRequest(feats, [], query="the red circle jumps", top_k=4))
     assert 1 <= len(out["moments"]) <= 4 and -1.0 <= out["video_score"] <= 1.0
     scores = [m["score"] for m in out["moments"]]
     assert scores == sorted(scores, reverse=True)
-    t = min(len(feats), task.data_cfg.max_frames)
-    assert all(0 <= m["start"] < m["end"] <= t * task.interval for m in out["moments"])
+    assert all(0 <= m["start"] < m["end"] <= len(feats) * task.interval for m in out["moments"])
     with pytest.raises(InputError, match="expects"):
-        task.predict_video(feats[:, :5], [], query="x")
+        task.predict(PredictRequest(feats[:, :5], [], query="x"))
+
+
+def test_predict_sees_a_video_longer_than_one_clip(tasks):
+    """A video of 3 clips' length is encoded whole (clip by clip, as the search index does) and its
+    moments can lie in any clip, not only the first ``data.max_frames`` frames."""
+    task = tasks["hero-vcmr"]
+    clip = task.data_cfg.max_frames
+    feats = np.random.default_rng(0).standard_normal((3 * clip, task.model.cfg.frame_dim)).astype(np.float32)
+    frames = task.encode_whole_video(feats, [], task.interval)
+    assert frames.shape == (3 * clip, task.model.cfg.hidden)
+    first = task.encode_whole_video(feats[:clip], [], task.interval)
+    assert torch.allclose(frames[:clip], first, atol=1e-5)
+    out = task.predict(PredictRequest(feats, [], query="the red circle jumps", top_k=100))
+    assert max(m["end"] for m in out["moments"]) > clip * task.interval
+    assert all(0 <= m["start"] < m["end"] <= 3 * clip * task.interval for m in out["moments"])

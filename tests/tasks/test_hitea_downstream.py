@@ -1,5 +1,5 @@
 """HiTeA downstream tasks: retrieval (VTM re-ranking), MC / open-ended QA, captioning, zero-shot
-evaluation of a pre-training checkpoint, the temporal shuffling test, bad input, predict_video."""
+evaluation of a pre-training checkpoint, the temporal shuffling test, bad input, predict."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from tempovl.engine import checkpoint as ck
 from tempovl.engine.trainer import Trainer
 from tempovl.errors import InputError
 from tempovl.registry import build_task
-from tempovl.tasks.hitea_retrieval import rerank_topk
+from tempovl.tasks.base import PredictRequest
+from tempovl.tasks.hitea.retrieval import rerank_topk
 
 LOSSES = {
     "retrieval": {"vtc_loss", "vtm_loss"},
@@ -212,23 +213,46 @@ def test_image_is_a_single_frame_video(tiny_corpus, tmp_path):
     task = build_task(_cfg("caption", tiny_corpus, tmp_path))
     video = task.sampler.sample(str(image), 0, False)
     assert video.shape == (4, 32, 32, 3) and all(torch.equal(video[0], f) for f in video)
-    assert isinstance(task.predict_video(str(image))["caption"], str)
+    assert isinstance(task.predict(PredictRequest(str(image)))["caption"], str)
 
 
 @pytest.mark.slow
-def test_predict_video_captions_and_answers(tiny_corpus, tmp_path):
+def test_predict_captions_and_answers(tiny_corpus, tmp_path):
     video = str(next((tiny_corpus / "videos").glob("sc*.mp4")))
     cap = build_task(_cfg("caption", tiny_corpus, tmp_path))
-    out = cap.predict_video(video)
+    out = cap.predict(PredictRequest(video))
     assert isinstance(out["caption"], str) and out["prompt"] == "A video of"
     mc = build_task(_cfg("mcqa", tiny_corpus, tmp_path))
     answers = ["it jumps", "it spins", "it shrinks"]
-    out = mc.predict_video(video, question="What does the shape do?", answers=answers)
+    out = mc.predict(PredictRequest(video, question="What does the shape do?", answers=answers))
     assert out["answer"] == answers[out["answer_idx"]] and abs(sum(out["probs"]) - 1.0) < 1e-5
     oe = build_task(_cfg("oeqa", tiny_corpus, tmp_path))
-    assert isinstance(oe.predict_video(video, question="What does the shape do?")["answer"], str)
+    assert isinstance(oe.predict(PredictRequest(video, question="What does the shape do?"))["answer"], str)
     with pytest.raises(InputError, match="no such video file"):
-        cap.predict_video(str(tmp_path / "missing.mp4"))
+        cap.predict(PredictRequest(str(tmp_path / "missing.mp4")))
+    ret = build_task(_cfg("retrieval", tiny_corpus, tmp_path))
+    out = ret.predict(PredictRequest(video, query="a shape jumps"))
+    assert out["moments"] == [] and math.isfinite(out["video_score"])
+
+
+@pytest.mark.parametrize("name", ["caption", "mcqa", "oeqa", "retrieval"])
+def test_an_export_predicts_without_its_training_corpus(name, tiny_corpus, tmp_path):
+    """Export, move the training corpus out of reach (config pointing elsewhere), load and predict."""
+    import yaml
+
+    from tempovl.engine.checkpoint import CONFIG_FILE, export
+    from tempovl.inference import load_task
+
+    cfg = _cfg(name, tiny_corpus, tmp_path)
+    out = export(build_task(cfg), cfg, tmp_path / "export")
+    moved = yaml.safe_load((out / CONFIG_FILE).read_text())
+    moved["data"]["corpus"] = str(tmp_path / "gone")
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(moved))
+    task, _, _ = load_task(out, device="cpu")
+    video = str(next((tiny_corpus / "videos").glob("sc*.mp4")))
+    request = {"query": "a shape jumps", "question": "What does the shape do?", "answers": ["a", "b"]}
+    result = task.predict(PredictRequest(video, **request))
+    assert result and all(v is not None for v in result.values())
 
 
 @pytest.mark.slow
@@ -264,7 +288,7 @@ def test_zero_shot_evaluate_of_a_pretraining_checkpoint(tiny_corpus, tmp_path):
 
 
 def test_spread_is_zero_for_a_collapsed_encoder():
-    from tempovl.tasks.hitea_retrieval import spread
+    from tempovl.tasks.hitea.retrieval import spread
 
     same = torch.nn.functional.normalize(torch.ones(5, 8), dim=-1)
     assert spread(same) == 0.0

@@ -107,3 +107,59 @@ def test_every_task_takes_the_whole_evaluate_contract():
     for name, cls in TASKS.items():
         params = list(inspect.signature(cls.evaluate).parameters)
         assert params[:3] == ["self", "split", "out_dir"], (name, params)
+
+
+REQUESTS = {  # what a user asks each predicting HERO task
+    "hero-tvqa": {"question": "Where is the box?", "answers": ["kitchen", "garden"]},
+    "hero-violin": {"statement": "The red circle jumps."},
+    "hero-tvc": {"start": 1.0, "end": 4.0},
+    "hero-vcmr": {"query": "the red circle jumps"},
+    "hero-didemo": {"query": "the red circle jumps"},
+    "hero-msrvtt": {"query": "the red circle jumps"},
+}
+
+
+@pytest.mark.parametrize("task_name", list(HERO_PRESETS))
+def test_every_hero_task_evaluates_exports_and_predicts_without_its_data(
+    task_name, tiny_corpus, tiny_features, tmp_path, hero_tiny_config
+):
+    """Evaluate, export, then load the export with its training corpus and features gone, and predict."""
+    import numpy as np
+    import yaml
+
+    from tempovl.engine.checkpoint import CONFIG_FILE, export
+    from tempovl.inference import load_task
+    from tempovl.tasks.base import PredictRequest
+
+    torch.manual_seed(0)
+    cfg = hero_tiny_config(HERO_PRESETS[task_name], tiny_corpus, tiny_features, tmp_path)
+    task = build_task(cfg)
+    metrics = task.eval().evaluate("val", out_dir=tmp_path / "eval")
+    assert metrics and all(np.isfinite(v) for v in metrics.values()), metrics
+    out = export(task, cfg, tmp_path / "export")
+    moved = yaml.safe_load((out / CONFIG_FILE).read_text())
+    moved["data"].update(corpus=str(tmp_path / "gone"), features=str(tmp_path / "gone-features"))
+    (out / CONFIG_FILE).write_text(yaml.safe_dump(moved))
+    loaded, _, _ = load_task(out, device="cpu")
+    mine, theirs = task.export_module().state_dict(), loaded.export_module().state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    if task_name not in REQUESTS:
+        assert loaded.predict_input is None
+        return
+    assert set(loaded.predict_needs) <= set(REQUESTS[task_name])
+    feats = np.random.default_rng(0).standard_normal((12, loaded.model.cfg.frame_dim)).astype(np.float32)
+    result = loaded.predict(PredictRequest(feats, interval=cfg["data"]["interval"], **REQUESTS[task_name]))
+    assert result and all(v is not None for v in result.values())
+
+
+def test_every_task_declares_what_it_predicts_from():
+    """``predict_input`` / ``predict_needs`` name real request fields, and a task that predicts overrides
+    ``predict``: `tempovl predict` reads the declaration, never a signature."""
+    from tempovl.tasks.base import PredictRequest, Task
+
+    _load_builtins()
+    fields = set(PredictRequest.__dataclass_fields__)
+    for name, cls in TASKS.items():
+        assert cls.predict_input in (None, "features", "video"), name
+        assert set(cls.predict_needs) <= fields, (name, cls.predict_needs)
+        assert (cls.predict is not Task.predict) == (cls.predict_input is not None), name

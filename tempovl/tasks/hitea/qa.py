@@ -16,7 +16,7 @@ With ``data.use_span`` the frames are sampled inside the question's ``ts`` span 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,8 @@ from tempovl.io import write_jsonl
 from tempovl.metrics.qa import exact_match_accuracy, qa_accuracy
 from tempovl.models.text import lm_cross_entropy
 from tempovl.registry import register_task
-from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
+from tempovl.tasks.base import ChoicePrediction, PredictRequest, TextPrediction
+from tempovl.tasks.hitea.base import HiteaDownstreamTask, annotation_files
 
 
 @dataclass
@@ -188,15 +189,16 @@ class HiteaMCQATask(_QATask):
             "num_questions": float(result["n"]),
         }
 
+    predict_needs = ("question", "answers")
+
     @torch.no_grad()
-    def predict_video(
-        self, video, sentences: Sequence = (), *, question: str, answers: list[str], **_: object
-    ) -> dict:
-        """Pick the answer to `question` among `answers` for a video file (or frames)."""
-        if not answers or len(answers) < 2:
+    def predict(self, request: PredictRequest) -> ChoicePrediction:
+        """Pick the answer to the question among the candidates for a video file (or frames)."""
+        question, answers = request.question, list(request.answers or ())
+        if len(answers) < 2:
             raise ConfigError("predict: multiple-choice QA needs at least two --answers")
         self.eval()
-        frames = self.frames_of(video)
+        frames = self.frames_of(request.video)
         ids, mask = pad_ids([self.tokenize(f"{question} {a}") for a in answers], self.model.cfg.pad_id)
         scores = self.candidate_logits(self.float_video([frames]), ids.to(self.device), mask.to(self.device))[
             0
@@ -283,11 +285,14 @@ class HiteaOEQATask(_QATask):
         result = exact_match_accuracy(preds, refs)
         return {"accuracy": float(result["accuracy"]), "num_questions": float(len(refs))}
 
+    predict_needs = ("question",)
+
     @torch.no_grad()
-    def predict_video(self, video, sentences: Sequence = (), *, question: str, **_: object) -> dict:
-        """Generate the answer to `question` about a video file (or frames); ``answers`` are ignored."""
+    def predict(self, request: PredictRequest) -> TextPrediction:
+        """Generate the answer to the question about a video file (or frames); ``answers`` are ignored."""
+        question = request.question
         self.eval()
-        frames = self.frames_of(video)
+        frames = self.frames_of(request.video)
         q_ids, q_mask = pad_ids([self.tokenize(question, self.c.max_question_len)], self.model.cfg.pad_id)
         answer = self.generate(self.float_video([frames]), q_ids.to(self.device), q_mask.to(self.device))[0]
         return {"question": question, "answer": answer}

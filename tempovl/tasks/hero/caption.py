@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,7 +29,6 @@ from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvc
 from tempovl.data.hero_data import TextSpecials, pad_frames
 from tempovl.data.packing import pack_clips, pad_ids
-from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_json
 from tempovl.layers.transformer import Transformer
@@ -38,7 +36,8 @@ from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
 from tempovl.models.hero import HeroConfig
 from tempovl.models.text import SpecialTokens, beam_search
 from tempovl.registry import register_task
-from tempovl.tasks.hero_qa import HeroDownstreamTask
+from tempovl.tasks.base import PredictRequest, TextPrediction
+from tempovl.tasks.hero.qa import HeroDownstreamTask
 
 IGNORE = -100
 
@@ -283,11 +282,11 @@ class HeroCaptionTask(HeroDownstreamTask):
         them (see module docstring)."""
         data = self.dataset(split, train=False)
         n = len(data) if self.c.eval_max_clips is None else min(len(data), self.c.eval_max_clips)
-        collate, device = self.collate(), self.device()
+        collate = self.collate()
         preds = []
         for s in range(0, n, self.c.eval_batch_size):
             batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, n))])
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = self.to_device(batch)
             for meta, cap in zip(batch["meta"], self.generate(batch), strict=True):
                 preds.append((meta, cap))
         records = [
@@ -305,24 +304,17 @@ class HeroCaptionTask(HeroDownstreamTask):
         out["n"] = float(len(gts))
         return out
 
+    predict_needs = ("start", "end")
+
     @torch.no_grad()
-    def predict_video(
-        self,
-        video_feats: np.ndarray | torch.Tensor,
-        sentences: Sequence[Sentence],
-        start: float,
-        end: float,
-        interval: float | None = None,
-        beam_size: int | None = None,
-        **_: object,
-    ) -> dict:
+    def predict(self, request: PredictRequest) -> TextPrediction:
         """Caption the moment [start, end] seconds of one video: ``{"caption", "frames": [st, ed)}``."""
+        start, end, interval = request.start, request.end, request.interval
         if not 0 <= start < end:
             raise InputError(f"captioning: need 0 <= start < end, got start={start}, end={end}")
-        clip = self.clip_from_inputs(video_feats, sentences, interval)
+        clip = self.clip_from_inputs(request.video, request.sentences, interval)
         step = self.store.interval if interval is None else float(interval)
         st, ed = moment_frames((start, end), len(clip["frame_feats"]), step)
         item = {"clip": clip, "moment": (st, ed), "tokens": [], "meta": {}}
-        batch = self.collate()([item])
-        batch = {k: v.to(self.device()) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-        return {"caption": self.generate(batch, beam_size)[0], "frames": [st, ed]}
+        batch = self.to_device(self.collate()([item]))
+        return {"caption": self.generate(batch, request.beam_size)[0], "frames": [st, ed]}

@@ -3,10 +3,10 @@
 The task owns a :class:`tempovl.models.hitea.Hitea` built from the ``model:`` section and the two-view
 caption-pair data of :mod:`tempovl.data.hitea_data` (``data:`` section). ``model.losses`` switches the
 terms (the paper's Table 4 ablation); ``forward`` returns every enabled ``*_loss``, composed in
-:mod:`tempovl.tasks.hitea_losses`, which the engine sums.
+:mod:`tempovl.tasks.hitea.losses`, which the engine sums.
 
 Momentum encoders: the engine has no post-optimiser-step hook, so the momentum copies move at the start
-of every training-mode forward (in VTC, :mod:`tempovl.tasks.hitea_losses`), right after the previous
+of every training-mode forward (in VTC, :mod:`tempovl.tasks.hitea.losses`), right after the previous
 step's update.
 
 ``evaluate(split)`` gives, with fixed seeds and without touching the training RNG:
@@ -37,7 +37,7 @@ from tempovl.errors import ConfigError
 from tempovl.metrics.retrieval import retrieval_metrics
 from tempovl.registry import build_model, register_task
 from tempovl.tasks.base import Task
-from tempovl.tasks.hitea_losses import pretraining_losses
+from tempovl.tasks.hitea.losses import pretraining_losses
 
 
 @dataclass

@@ -23,10 +23,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from tempovl.config import from_dict
-from tempovl.data.features.store import FeatureStore
-from tempovl.data.hero_data import SUBTASKS, DataConfig, HeroClipDataset, HeroCollate, TextSpecials
+from tempovl.data.hero_data import SUBTASKS, HeroClipDataset, HeroCollate
 from tempovl.data.masking import IGNORE
-from tempovl.data.tokenizer import load_tokenizer
 from tempovl.engine.distributed import all_gather_with_grad, all_reduce_max, get_rank, get_world_size
 from tempovl.errors import ConfigError
 from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
@@ -35,8 +33,8 @@ from tempovl.objectives.contrastive import MNCELoss
 from tempovl.objectives.masked import MFFR_LOSSES, MFFRLoss, MLMLoss
 from tempovl.objectives.matching import VSMLoss, vsm_global_scores
 from tempovl.objectives.order import FOMLoss
-from tempovl.registry import build_model, register_task
-from tempovl.tasks.base import Task
+from tempovl.registry import register_task
+from tempovl.tasks.hero.base import HeroTask
 
 
 @dataclass
@@ -64,56 +62,6 @@ class HeroPretrainConfig:
     eval_retrieval: bool = True
 
 
-def setup_hero(task: torch.nn.Module, cfg: dict) -> None:
-    """What every HERO task starts from, set on `task`: ``data_cfg``, ``store`` (features), ``tokenizer``,
-    ``specials`` and ``model``; the resolved model config (frame_dim) is written back into `cfg`, so
-    checkpoints record it."""
-    task.data_cfg = from_dict(DataConfig, cfg.get("data"), "data")
-    task.store = FeatureStore(task.data_cfg.features)
-    task.tokenizer = load_tokenizer(task.data_cfg.tokenizer)
-    task.specials = TextSpecials.from_tokenizer(task.tokenizer)
-    cfg["model"] = configure_model(
-        cfg.get("model") or {}, task.data_cfg, task.store, task.specials, len(task.tokenizer)
-    )
-    task.model = build_model(cfg["model"])
-
-
-def configure_model(
-    model_cfg: dict, data: DataConfig, store: FeatureStore, specials: TextSpecials, vocab: int
-) -> dict:
-    """Check the model config against the features and tokenizer; fill ``frame_dim: auto``."""
-    cfg = dict(model_cfg)
-    dim = cfg.get("frame_dim", "auto")
-    if dim == "auto":
-        cfg["frame_dim"] = store.dim
-    elif dim != store.dim:
-        raise ConfigError(
-            f"model.frame_dim: {dim}, but the features in {data.features} ({store.extractor}) have "
-            f"dim {store.dim}; set model.frame_dim={store.dim} or model.frame_dim=auto"
-        )
-    limits = {"max_clip_len": 100, "max_temporal_positions": 514}
-    for key, default in limits.items():
-        if data.max_frames > cfg.get(key, default):
-            raise ConfigError(
-                f"data.max_frames: {data.max_frames} exceeds model.{key} = {cfg.get(key, default)}"
-            )
-    if data.max_sentence_tokens + 1 > cfg.get("max_text_positions", 514):
-        raise ConfigError(
-            f"data.max_sentence_tokens: {data.max_sentence_tokens} + 1 special token exceeds "
-            f"model.max_text_positions = {cfg.get('max_text_positions', 514)}"
-        )
-    if cfg.get("pad_id", 1) != specials.pad:
-        raise ConfigError(
-            f"model.pad_id: {cfg.get('pad_id', 1)}, but the tokenizer pads with id {specials.pad}"
-        )
-    if cfg.get("text_vocab_size", 50265) < vocab:
-        raise ConfigError(
-            f"model.text_vocab_size: {cfg.get('text_vocab_size', 50265)} is smaller than the "
-            f"tokenizer's vocabulary ({vocab})"
-        )
-    return cfg
-
-
 def _chunks(indices: list[int], size: int) -> list[list[int]]:
     """Near-equal chunks of at most `size` (so no VSM batch is left with a single clip)."""
     n = max(1, -(-len(indices) // size))
@@ -121,7 +69,7 @@ def _chunks(indices: list[int], size: int) -> list[list[int]]:
 
 
 @register_task("hero-pretrain")
-class HeroPretrainTask(Task):
+class HeroPretrainTask(HeroTask):
     """HERO pre-training on a corpus of videos with subtitles (see the module docstring)."""
 
     def __init__(self, cfg: dict):
@@ -130,7 +78,6 @@ class HeroPretrainTask(Task):
         unknown = [k for k in self.c.ratios if k not in SUBTASKS]
         if unknown:
             raise ConfigError(f"task.ratios: unknown sub-task {unknown[0]!r}; known: {', '.join(SUBTASKS)}")
-        setup_hero(self, cfg)
         # F-TRM overrides encode(): its token outputs need the whole flat pass, Hero's only the cross-modal one
         self.mlm_cross_only = type(self.model).encode is Hero.encode
         if self.c.mffr_loss not in MFFR_LOSSES:
@@ -148,17 +95,10 @@ class HeroPretrainTask(Task):
             self.c.vsm_global_loss,
             self.c.vsm_temperature,
         )
-        self._datasets: dict[str, HeroClipDataset] = {}
 
     # ------------------------------------------------------------------------------------- data
     def subtasks(self) -> dict[str, float]:
         return dict(self.c.ratios)
-
-    def clips(self, split: str) -> HeroClipDataset:
-        """The clip dataset of `split` (built once, shared by every sub-task)."""
-        if split not in self._datasets:
-            self._datasets[split] = HeroClipDataset(self.data_cfg, split, self.tokenizer, self.store)
-        return self._datasets[split]
 
     def dataset(self, split: str, subtask: str = "mlm") -> Dataset:
         data = self.clips(split)
@@ -262,15 +202,10 @@ class HeroPretrainTask(Task):
         )
 
     # --------------------------------------------------------------------------------- evaluate
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
-
     def _batches(self, data: HeroClipDataset, indices: list[int], subtask: str):
         collate = self.collate(subtask, torch.Generator().manual_seed(self.c.eval_seed))
-        device = self._device()
         for chunk in _chunks(indices, self.c.eval_batch_size):
-            batch = collate([data[i] for i in chunk])
-            yield chunk, {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            yield chunk, self.to_device(collate([data[i] for i in chunk]))
 
     @torch.no_grad()
     def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:

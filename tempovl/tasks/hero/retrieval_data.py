@@ -1,5 +1,5 @@
 """Data side of HERO retrieval: queries, training items (a clip with its queries) and batches. Used by
-:mod:`tempovl.tasks.hero_retrieval`."""
+:mod:`tempovl.tasks.hero.retrieval`."""
 
 from __future__ import annotations
 

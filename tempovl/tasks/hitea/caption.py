@@ -11,7 +11,7 @@ video, every caption of it a reference; BLEU-4, METEOR, ROUGE-L and CIDEr-D by
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,8 @@ from tempovl.io import write_jsonl
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
 from tempovl.models.text import lm_cross_entropy
 from tempovl.registry import register_task
-from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
+from tempovl.tasks.base import PredictRequest, TextPrediction
+from tempovl.tasks.hitea.base import HiteaDownstreamTask, annotation_files
 
 
 @dataclass
@@ -206,10 +207,10 @@ class HiteaCaptionTask(HiteaDownstreamTask):
         return scores
 
     @torch.no_grad()
-    def predict_video(self, video, sentences: Sequence = (), **_: object) -> dict:
+    def predict(self, request: PredictRequest) -> TextPrediction:
         """Caption a video file (or (T, H, W, 3) uint8 frames)."""
         self.eval()
         return {
-            "caption": self.caption(self.float_video([self.frames_of(video)]))[0],
+            "caption": self.caption(self.float_video([self.frames_of(request.video)]))[0],
             "prompt": self.c.prompt,
         }

@@ -38,20 +38,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from tempovl.config import from_dict
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvqa, read_violin
-from tempovl.data.hero_data import HeroClipDataset, TextSpecials, clip_units, pad_frames
+from tempovl.data.hero_data import TextSpecials, pad_frames
 from tempovl.data.packing import pack_clips, pad_ids
-from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import read_jsonl
 from tempovl.layers.pooling import MASK_VALUE, AttentionPool
 from tempovl.metrics.qa import qa_accuracy
-from tempovl.models.hero import GeluNormMLP, Hero
+from tempovl.models.hero import GeluNormMLP
 from tempovl.registry import register_task
-from tempovl.tasks.base import Task
-from tempovl.tasks.hero_pretrain import setup_hero
+from tempovl.tasks.base import ChoicePrediction, EntailmentPrediction, PredictRequest
+from tempovl.tasks.hero.base import HeroDownstreamTask
 
 CONSTANT_MAJORITY = 99.0  # percent of items with the same predicted class/index: a constant predictor
 CONSTANT_SPREAD = 0.01  # prob_spread below this: the predictions do not depend on the input
@@ -119,82 +117,6 @@ class TextOnlyBaseline:
 
     def score(self, text: Sequence[int]) -> float:
         return sum(self.weight.get(tok, 0.0) for tok in text)
-
-
-class HeroDownstreamTask(Task):
-    """Shared set-up of the HERO downstream tasks: data config, features, tokenizer, the model, clips.
-
-    Subclasses set ``config_cls`` (a dataclass with at least ``annotations`` and ``head_lr_mult``) and
-    build their heads under ``self.heads`` (the x``head_lr_mult`` learning-rate group)."""
-
-    config_cls: type = object
-
-    def __init__(self, cfg: dict):
-        super().__init__(cfg)
-        self.c = from_dict(self.config_cls, cfg.get("task"), "task")
-        setup_hero(self, cfg)
-        if not isinstance(self.model, Hero):
-            raise ConfigError(
-                f"model.name: {self.c.name} needs a HERO model, got {cfg['model'].get('name')!r}"
-            )
-        self._clips: dict[str, HeroClipDataset] = {}
-
-    # -- data helpers --------------------------------------------------------------------------------
-    def tokenize(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def clips(self, split: str) -> HeroClipDataset:
-        """The clips (features + aligned, tokenised subtitles) of `split`, built once."""
-        if split not in self._clips:
-            self._clips[split] = HeroClipDataset(self.data_cfg, split, self.tokenizer, self.store)
-        return self._clips[split]
-
-    def clip_index(self, split: str) -> dict[str, int]:
-        data = self.clips(split)
-        return {vid: i for i, vid in enumerate(data.vids)}
-
-    def annotation_path(self, split: str) -> Path:
-        """``task.annotations`` with ``{split}`` filled in, relative to ``data.corpus`` unless absolute."""
-        path = Path(self.c.annotations.format(split=split))
-        return path if path.is_absolute() else Path(self.data_cfg.corpus) / path
-
-    def clip_from_inputs(
-        self, video_feats: np.ndarray | torch.Tensor, sentences: Sequence[Sentence], interval: float | None
-    ) -> dict:
-        """A clip item for one user video: features (T, F) and subtitles aligned at `interval` seconds."""
-        feats = np.asarray(video_feats, dtype=np.float32)
-        if feats.ndim != 2 or feats.shape[1] != self.model.cfg.frame_dim:
-            raise InputError(
-                f"video features: expected shape (T, {self.model.cfg.frame_dim}), got {tuple(feats.shape)}"
-            )
-        if len(feats) == 0:
-            raise InputError("video features: the video has no frames")
-        feats = feats[: self.data_cfg.max_frames]
-        step = self.store.interval if interval is None else float(interval)
-        units = clip_units(
-            list(sentences), len(feats), step, self.tokenize, self.data_cfg.max_sentence_tokens
-        )
-        return {"vid": "input", "frame_feats": feats, "units": units}
-
-    def check_text_budget(self, text_tokens: int) -> None:
-        """Subtitle group + appended text must fit the text positions of the model."""
-        need = 1 + self.data_cfg.max_sentence_tokens + text_tokens
-        if need > self.model.cfg.max_text_positions:
-            raise ConfigError(
-                f"data.max_sentence_tokens ({self.data_cfg.max_sentence_tokens}) + 1 + appended text "
-                f"({text_tokens} tokens) = {need} exceeds model.max_text_positions "
-                f"({self.model.cfg.max_text_positions}); lower one of them"
-            )
-
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def lr_multipliers(self) -> dict[str, float]:
-        return {"heads": self.c.head_lr_mult}
-
-    def init_heads(self) -> None:
-        """The model's own initialisation (N(0, 0.02), zero biases, unit LayerNorms) for the new heads."""
-        self.heads.apply(self.model._init_weights)
 
 
 def read_meta(corpus: str | Path, file_name: str) -> dict[str, dict]:
@@ -319,12 +241,12 @@ class AppendedTextTask(HeroDownstreamTask):
         """(ids, probabilities) of every item of `data`, in eval mode (see ``batch_probs``)."""
         was_training = self.training
         self.eval()
-        collate, device = self.collate(), self.device()
+        collate = self.collate()
         ids, probs = [], []
         try:
             for s in range(0, len(data), self.c.eval_batch_size):
                 batch = collate([data[i] for i in range(s, min(s + self.c.eval_batch_size, len(data)))])
-                batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                batch = self.to_device(batch)
                 ids.extend(batch["ids"])
                 probs.append(self.batch_probs(self.forward(batch)))
         finally:
@@ -482,20 +404,12 @@ class HeroQATask(AppendedTextTask):
         )
         return [int(np.argmax([nb.score(t) for t in it[2]])) for it in scored], [it[3] for it in scored]
 
-    @torch.no_grad()
-    def predict_video(
-        self,
-        video_feats: np.ndarray | torch.Tensor,
-        sentences: Sequence[Sentence],
-        question: str,
-        answers: Sequence[str],
-        interval: float | None = None,
-        **_: object,
-    ) -> dict:
-        """Answer one question about one video: ``{"answer_idx", "probs": [K floats]}``.
+    predict_needs = ("question", "answers")
 
-        `video_feats (T, F)` are features at `interval` seconds (default: the training features');
-        other keyword arguments (those of the other tasks' ``predict_video``) are ignored."""
+    @torch.no_grad()
+    def predict(self, request: PredictRequest) -> ChoicePrediction:
+        """Answer one question about one video: ``{"answer_idx", "probs": [K floats]}``."""
+        question, answers = request.question, list(request.answers or ())
         if len(answers) < 2:
             raise InputError(f"QA: need at least 2 candidate answers, got {len(answers)}")
         c, sp = self.c, self.specials
@@ -503,7 +417,7 @@ class HeroQATask(AppendedTextTask):
         texts = [[sp.sep, *q, sp.sep, *self.tokenize(a)[: c.max_answer_tokens]] for a in answers]
         item = {
             "id": "input",
-            "clip": self.clip_from_inputs(video_feats, sentences, interval),
+            "clip": self.clip_from_inputs(request.video, request.sentences, request.interval),
             "texts": texts,
             "target": -1,
             "span": (-1, -1),
@@ -625,23 +539,15 @@ class HeroViolinTask(AppendedTextTask):
         return [int(nb.score(it[3]) + nb.prior > 0) for it in items], [it[4] for it in items]
 
     @torch.no_grad()
-    def predict_video(
-        self,
-        video_feats: np.ndarray | torch.Tensor,
-        sentences: Sequence[Sentence],
-        statement: str | None = None,
-        question: str | None = None,
-        interval: float | None = None,
-        **_: object,
-    ) -> dict:
-        """Is `statement` (or `question`) entailed by the video? ``{"label": 0|1, "prob": P(entailed)}``."""
-        text = statement if statement is not None else question
+    def predict(self, request: PredictRequest) -> EntailmentPrediction:
+        """Is the statement (or the question) entailed by the video? ``{"label": 0|1, "prob": P(entailed)}``."""
+        text = request.statement if request.statement is not None else request.question
         if not text:
             raise InputError("VIOLIN: pass a statement to check against the video")
         tokens = [self.specials.sep, *self.tokenize(text)[: self.c.max_statement_tokens]]
         item = {
             "id": "input",
-            "clip": self.clip_from_inputs(video_feats, sentences, interval),
+            "clip": self.clip_from_inputs(request.video, request.sentences, request.interval),
             "texts": [tokens],
             "target": 0,
             "span": (-1, -1),

@@ -4,7 +4,7 @@ retrieval, fine-tuned end to end with the VSM loss.
 * ``hero-vcmr``: TVR / How2R moment queries (``read_tvr``) over multi-channel videos (subtitles from SRT
   files or ``tvr_subtitles.jsonl``). Evaluation: VR, SVMR and VCMR R@1/5/10/100 at tIoU 0.5 / 0.7 with
   the v / t / vt breakdown, computed by :func:`tempovl.metrics.eval_tvr` on the TVR standalone-evaluation
-  JSON that is written next to the metrics (inference in :mod:`tempovl.tasks.hero_moments`).
+  JSON that is written next to the metrics (inference in :mod:`tempovl.tasks.hero.moments`).
 * ``hero-didemo``: DiDeMo (``read_didemo``) on single-channel videos: an empty subtitle paired with the
   whole frame sequence (a video that has an SRT is used "w/ ASR"). Frame-level (moments) and clip-level
   (videos) scores as for TVR; the several-annotator rule both in the TVR evaluation (>= 4 annotator
@@ -36,24 +36,22 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from tempovl.config import from_dict
 from tempovl.data.annotations import read_didemo, read_msrvtt, read_tvr
-from tempovl.data.features.store import FeatureStore
-from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units
+from tempovl.data.hero_data import clip_units
 from tempovl.data.packing import pad_ids
-from tempovl.data.tokenizer import load_tokenizer
+from tempovl.data.subtitles import Sentence
 from tempovl.engine.distributed import get_world_size
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import atomic_open, write_json, write_jsonl
 from tempovl.metrics import DIDEMO_MOMENTS, didemo_eval, eval_tvr, rank_didemo_moments, retrieval_metrics
 from tempovl.metrics.moment import tvr_table
-from tempovl.models.hero import Hero
 from tempovl.objectives.matching import global_terms, hard_hinge, local_ce, vsm_global_scores
-from tempovl.registry import build_model, register_task
-from tempovl.tasks import hero_moments as hm
-from tempovl.tasks.base import Task
-from tempovl.tasks.hero_pretrain import HeroPretrainTask, configure_model
-from tempovl.tasks.hero_retrieval_data import (
+from tempovl.registry import register_task
+from tempovl.tasks.base import MomentsPrediction, PredictRequest
+from tempovl.tasks.hero import moments as hm
+from tempovl.tasks.hero.base import HeroDownstreamTask
+from tempovl.tasks.hero.pretrain import HeroPretrainTask
+from tempovl.tasks.hero.retrieval_data import (
     Query,
     QueryVideos,
     RetrievalCollate,
@@ -63,15 +61,6 @@ from tempovl.tasks.hero_retrieval_data import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RetrievalDataConfig(DataConfig):
-    """HERO's ``data:`` section plus what `predict` needs to re-extract features."""
-
-    extractor: str | None = None  # feature extractor spec; filled from the feature store's manifest
-    interval: float | None = None  # seconds per feature-frame; filled from the manifest
-    extract_size: int | None = None  # frame size the features were extracted at (None = extractor default)
 
 
 @dataclass
@@ -108,42 +97,15 @@ class HeroRetrievalConfig:
     plot_queries: int = 6
 
 
-class HeroRetrievalTask(Task):
+class HeroRetrievalTask(HeroDownstreamTask):
     """Shared HERO retrieval task; subclasses say how annotations read and what is evaluated."""
 
     kind = "moment"  # "moment" (frame + clip scores) or "clip" (clip scores only)
+    config_cls = HeroRetrievalConfig
+    predict_needs = ("query",)
 
     def __init__(self, cfg: dict):
         super().__init__(cfg)
-        self.c = from_dict(HeroRetrievalConfig, cfg.get("task"), "task")
-        self.data_cfg = from_dict(RetrievalDataConfig, cfg.get("data"), "data")
-        self.tokenizer = load_tokenizer(self.data_cfg.tokenizer)
-        self.specials = TextSpecials.from_tokenizer(self.tokenizer)
-        model_cfg = dict(cfg.get("model") or {})
-        self._store: FeatureStore | None = None
-        if (Path(self.data_cfg.features) / "manifest.json").is_file():
-            model_cfg = configure_model(
-                model_cfg, self.data_cfg, self.store, self.specials, len(self.tokenizer)
-            )
-            self.data_cfg.extractor = self.data_cfg.extractor or self.store.extractor
-            self.data_cfg.interval = self.data_cfg.interval or self.store.interval
-        elif model_cfg.get("frame_dim", "auto") == "auto":
-            raise ConfigError(
-                f"model.frame_dim: 'auto' needs the feature store at data.features "
-                f"({self.data_cfg.features}), which has no manifest.json"
-            )
-        cfg["model"] = model_cfg  # resolved frame_dim, recorded in checkpoints
-        cfg["data"] = {
-            **(cfg.get("data") or {}),
-            "extractor": self.data_cfg.extractor,
-            "interval": self.data_cfg.interval,
-        }
-        self.model = build_model(model_cfg)
-        if not isinstance(self.model, Hero):
-            raise ConfigError(
-                f"model.name: task {self.c.name!r} needs a HERO model (hero, hero-ftrm, hero-htrm), "
-                f"got {model_cfg.get('name')!r}"
-            )
         frozen = ["mlm_head", "mffr_head", "fom_head", "frame_mask_embedding", "frame_embed.mask_embedding"]
         if self.kind == "clip":
             frozen += ["vsm_query_proj", "vsm_start", "vsm_end"]
@@ -159,31 +121,13 @@ class HeroRetrievalTask(Task):
                 f"{self.c.min_span_frames} / {self.c.max_span_frames}"
             )
         self.register_buffer("train_forwards", torch.zeros((), dtype=torch.long))
-        self._clips: dict[str, HeroClipDataset] = {}
         self._queries: dict[str, list[Query]] = {}
 
     # ------------------------------------------------------------------------------------- data
-    @property
-    def store(self) -> FeatureStore:
-        if self._store is None:
-            self._store = FeatureStore(self.data_cfg.features)
-        return self._store
-
-    @property
-    def interval(self) -> float:
-        if self.data_cfg.interval is None:
-            raise ConfigError("data.interval: unknown (no feature store to read it from); set it")
-        return float(self.data_cfg.interval)
-
     def encode_text(self, text: str) -> list[int]:
         """``[CLS] + tokens`` (at most ``data.max_sentence_tokens``) of a query."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return [self.specials.cls, *ids[: self.data_cfg.max_sentence_tokens]]
-
-    def clips(self, split: str) -> HeroClipDataset:
-        if split not in self._clips:
-            self._clips[split] = HeroClipDataset(self.data_cfg, split, self.tokenizer, self.store)
-        return self._clips[split]
 
     def annotation_path(self, split: str) -> Path:
         if split not in self.c.annotations:
@@ -265,19 +209,12 @@ class HeroRetrievalTask(Task):
         return outputs
 
     # --------------------------------------------------------------------------------- encoding
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def _to_device(self, batch: dict) -> dict:
-        device = self._device()
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
     @torch.no_grad()
     def encode_videos(self, items: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         """Temporal outputs of clips: frames (Nv, T, D) zero-padded to the longest, mask (Nv, T)."""
         feats, masks = [], []
         for chunk in chunks(len(items), self.c.eval_batch_size):
-            batch = self._to_device(
+            batch = self.to_device(
                 video_batch([items[i] for i in chunk], self.specials, self.model.cfg.pack_max_len)
             )
             feats.extend(self.model.encode(batch)["frame_temporal"])
@@ -287,12 +224,40 @@ class HeroRetrievalTask(Task):
         return frames, torch.stack([F.pad(m, (0, t - m.shape[0])) for m in masks])  # (Nv, T)
 
     @torch.no_grad()
+    def encode_whole_video(
+        self, feats: np.ndarray, sentences: Sequence[Sentence], interval: float, where: str = "video"
+    ) -> torch.Tensor:
+        """V_temp (T, D) of one video of any length from its features (T, F) at `interval` seconds and its
+        subtitles: consecutive clips of ``data.max_frames`` frames, each with the subtitles that overlap
+        it (times shifted to the clip), encoded as a training clip and concatenated."""
+        feats = np.asarray(feats, dtype=np.float32)
+        frame_dim = self.model.cfg.frame_dim
+        if feats.ndim != 2 or feats.shape[1] != frame_dim or len(feats) == 0:
+            raise InputError(
+                f"{where}: features of shape {feats.shape}; the model expects (T >= 1, {frame_dim}) "
+                f"from extractor {self.data_cfg.extractor!r}"
+            )
+        items, step = [], self.data_cfg.max_frames
+        for lo in range(0, len(feats), step):
+            clip = feats[lo : lo + step]  # (Tc, F)
+            t0 = lo * interval
+            shifted = [
+                Sentence(s.text, s.start - t0, s.end - t0, s.speaker)
+                for s in sentences
+                if s.start < t0 + len(clip) * interval and s.end > t0
+            ]
+            units = clip_units(shifted, len(clip), interval, self.tokenize, self.data_cfg.max_sentence_tokens)
+            items.append({"vid": f"{where}@{lo}", "frame_feats": clip, "units": units})
+        frames, masks = self.encode_videos(items)  # (Nc, Tc, D), (Nc, Tc)
+        return frames[masks]  # (T, D): the clips' valid frames in order
+
+    @torch.no_grad()
     def encode_queries(self, texts: Sequence[str]) -> torch.Tensor:
         """Query vectors (N, D)."""
         out = []
         for chunk in chunks(len(texts), 64):
             ids, mask = pad_ids([self.encode_text(texts[i]) for i in chunk], self.specials.pad)
-            out.append(self.model.encode_query(ids.to(self._device()), mask.to(self._device())))
+            out.append(self.model.encode_query(ids.to(self.device()), mask.to(self.device())))
         return torch.cat(out)
 
     @torch.no_grad()
@@ -425,40 +390,29 @@ class HeroRetrievalTask(Task):
 
     # ---------------------------------------------------------------------------------- predict
     @torch.no_grad()
-    def predict_video(
-        self, video_feats, sentences: Sequence, query: str | None = None, top_k: int = 10, **kwargs
-    ) -> dict:
+    def predict(self, request: PredictRequest) -> MomentsPrediction:
         """Rank the moments of one video for a text query (see ``tempovl/tasks/cli_predict.py``)."""
-        if kwargs.get("question") is not None:
+        query, top_k = request.query, request.top_k
+        if request.question is not None:
             raise ConfigError(f"task {self.c.name!r} retrieves moments: give --query, not --question")
         if not query:
             raise ConfigError(f"task {self.c.name!r} needs a text query (--query)")
-        feats = np.asarray(video_feats, dtype=np.float32)
-        if feats.ndim != 2 or feats.shape[1] != self.model.cfg.frame_dim:
-            raise InputError(
-                f"video features have shape {feats.shape}; the model expects (T, {self.model.cfg.frame_dim})"
-            )
+        interval = self.interval if request.interval is None else float(request.interval)
         was_training = self.training
         self.eval()
-        feats = feats[: self.data_cfg.max_frames]
-        units = clip_units(
-            list(sentences),
-            len(feats),
-            self.interval,
-            lambda text: self.tokenizer(text, add_special_tokens=False)["input_ids"],
-            self.data_cfg.max_sentence_tokens,
-        )
-        frames, masks = self.encode_videos([{"vid": "video", "frame_feats": feats, "units": units}])
+        # the whole video, in clips of data.max_frames, as the search index encodes it
+        frames = self.encode_whole_video(request.video, request.sentences, interval)[None]  # (1, T, D)
+        masks = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)  # (1, T)
         q = self.encode_queries([query])
         score = float(self.global_scores(q, frames, masks)[0, 0])
-        result: dict[str, Any] = {"video_score": score, "moments": []}
+        result: MomentsPrediction = {"video_score": score, "moments": []}
         if self.kind == "moment":
             c = self.c
             window = hm.span_window(frames.shape[1], c.min_span_frames, c.max_span_frames, frames.device)
             st, ed = self.span_probs_on(q, frames, masks)
             sc, _, si, ei = hm.top_spans(st[:, None], ed[:, None], window, c.max_before_nms)
             rows = [
-                [0, *hm.to_seconds(a, b, self.interval), s]
+                [0, *hm.to_seconds(a, b, interval), s]
                 for s, a, b in zip(sc[0].tolist(), si[0].tolist(), ei[0].tolist())
             ]
             rows = hm.nms_svmr(rows, c.nms_threshold, c.max_before_nms, top_k)
@@ -527,7 +481,6 @@ __all__ = [
     "HeroRetrievalTask",
     "HeroVcmrTask",
     "Query",
-    "RetrievalDataConfig",
     "flatten_tvr",
     "hard_hinge",
     "video_batch",

@@ -223,9 +223,7 @@ class HiteaDownstreamTask(Task):
     tokenising and batching helpers. Subclasses add datasets, ``forward`` and ``evaluate``."""
 
     losses: tuple[str, ...] = ()  # the model's pre-training losses this task trains with
-    predict_input = (
-        "video"  # `tempovl predict` hands predict_video the video file, not pre-extracted features
-    )
+    predict_input = "video"  # `tempovl predict` hands the task the video file, not extracted features
 
     def __init__(self, cfg: dict, task_cls: type):
         super().__init__(cfg)

@@ -32,8 +32,9 @@ from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
 from tempovl.registry import register_task
-from tempovl.tasks.hitea_common import HiteaDownstreamTask, annotation_files
-from tempovl.tasks.hitea_losses import pretraining_losses
+from tempovl.tasks.base import MomentsPrediction, PredictRequest
+from tempovl.tasks.hitea.base import HiteaDownstreamTask, annotation_files
+from tempovl.tasks.hitea.losses import pretraining_losses
 
 
 @dataclass
@@ -281,6 +282,17 @@ class HiteaRetrievalTask(HiteaDownstreamTask):
             "t2v_order": rerank_topk(sim, k, t2v),
             "v2t_order": rerank_topk(sim.t().contiguous(), k, v2t),
         }
+
+    predict_needs = ("query",)
+
+    @torch.no_grad()
+    def predict(self, request: PredictRequest) -> MomentsPrediction:
+        """How well one video (a file or frames) matches a text query: the re-ranker's VTM score (matched
+        minus not-matched logit). HiTeA retrieves whole videos, so there are no moments."""
+        self.eval()
+        tokens = self.model.encode_video(self.float_video([self.frames_of(request.video)]))
+        feats, mask, _ = self.encode_texts([request.query])
+        return {"video_score": float(self.vtm_scores(tokens, feats, mask)[0]), "moments": []}
 
     @torch.no_grad()
     def evaluate(self, split: str = "val", out_dir: str | Path | None = None) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""HiTeA tasks: pre-training and the downstream tasks (`base.HiteaDownstreamTask`)."""
