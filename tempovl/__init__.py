@@ -2,6 +2,8 @@
 
 import os
 
+from tempovl.lazy import lazy_exports
+
 # OpenMP threads that spin while waiting make a busy CPU crawl: on this project's 2-core machines a
 # tiny model trained at 0.5 steps/s beside one other process, and at 7 steps/s with passive waiting.
 # Set before torch is imported (the `tempovl` command imports this package first); a user's own value wins.
@@ -17,14 +19,9 @@ def load(path):
     return load_exported(path)
 
 
-_INFERENCE = ("load_task", "predict", "extract_video", "encode_video", "encode_text")
-
-
-def __getattr__(name):
-    """``tempovl.load_task`` / ``predict`` / ``extract_video`` / ``encode_video`` / ``encode_text``
-    (:mod:`tempovl.inference`), imported on first use so that ``import tempovl`` stays light."""
-    if name in _INFERENCE:
-        from tempovl import inference
-
-        return getattr(inference, name)
-    raise AttributeError(f"module 'tempovl' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    dict.fromkeys(
+        ("load_task", "predict", "extract_video", "encode_video", "encode_text"), "tempovl.inference"
+    ),
+)  # tempovl.load_task / predict / extract_video / encode_video / encode_text, imported on first use

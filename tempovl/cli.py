@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("tempovl.engine.cli", "train from a config (any task)"),
     "pretrain": ("tempovl.engine.cli", "pre-train from a config (same as train)"),
     "finetune": ("tempovl.engine.cli", "fine-tune from a config (same as train, with --init)"),
-    "learnability": ("tempovl.engine.learnability", "check that each task fits a small train subset"),
+    "learnability": ("tempovl.engine.cli", "check that each task fits a small train subset"),
     "evaluate": ("tempovl.tasks.cli", "evaluate a checkpoint on a task; writes metrics JSON + markdown"),
     "predict": ("tempovl.tasks.cli_predict", "run a checkpoint on your own video file"),
     "metrics": ("tempovl.metrics.cli", "compute metrics from prediction files"),

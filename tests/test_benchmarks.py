@@ -19,3 +19,16 @@ def test_decode_benchmark_keeps_the_outputs_identical(tmp_path):
         if line.startswith("| HERO") or line.startswith("| HiTeA")
     ]
     assert len(rows) == 4 and all(row.rstrip(" |").endswith("True") for row in rows), rows
+
+
+def test_gpu_check_runs_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.sh (issue 16) at tiny size on the CPU: every non-compiled setting's first loss
+    matches the CPU fp32 loss within the script's tolerance (it exits 1 otherwise)."""
+    out = tmp_path / "gpu_check.md"
+    cmd = ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--size", "tiny"]
+    cmd += ["--settings", "bf16,fp16-scaler,bf16-ddp,bf16-fsdp", "--steps", "1", "--clips", "2"]
+    cmd += ["--frames", "10", "--hitea-batch", "2", "--hitea-frames", "4", "--out", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith(("| hero-tiny", "| hitea-tiny"))]
+    assert len(rows) == 8 and all("| yes |" in row for row in rows), rows

@@ -32,3 +32,19 @@ def test_overrides_may_follow_options(tmp_path):
         assert e.code == 2
     else:
         raise AssertionError("an unknown option must be refused")
+
+
+def test_help_of_every_command_loads_no_heavy_library():
+    """`tempovl COMMAND --help` answers at once: torch, PyAV, faiss and transformers are imported
+    only by the commands that run (issue 16: start-up in < 1 s)."""
+    code = (
+        "import sys\nfrom tempovl.cli import COMMANDS, main\nbad = {}\n"
+        "for name in COMMANDS:\n"
+        "    try:\n        main([name, '--help'])\n    except SystemExit:\n        pass\n"
+        "    heavy = [m for m in ('torch', 'av', 'faiss', 'transformers') if m in sys.modules]\n"
+        "    if heavy:\n        bad[name] = heavy\n        break\n"
+        "print('HEAVY', bad, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAVY {}" in proc.stderr, proc.stderr[-500:]

@@ -112,33 +112,3 @@ def check_task(
         fits.append(Fit(cfg["task"]["name"], sub, len(subset), steps, loss0, loss1, acc0, acc1,
                         time.perf_counter() - start, passed))  # fmt: skip
     return fits
-
-
-def register(parser, name: str) -> None:
-    parser.add_argument(
-        "configs", nargs="+", metavar="CONFIG", help="presets or config files, e.g. hero-tiny-tvqa"
-    )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value",
-                        help="override for every config, e.g. --set data.corpus=runs/demo/corpus")  # fmt: skip
-    parser.add_argument("--examples", type=int, default=64, help="train items to fit (default %(default)s)")
-    parser.add_argument("--steps", type=int, default=300, help="optimiser steps (default %(default)s)")
-    parser.add_argument("--min-acc", type=float, default=0.9, help="accuracy that counts as fitted")
-    parser.add_argument("--out", help="also write the markdown table here")
-    parser.set_defaults(func=_run)
-
-
-def _run(args) -> int:
-    from pathlib import Path
-
-    from tempovl.config import load_config
-
-    fits = []
-    print(HEADER, flush=True)
-    for name in args.configs:
-        for fit in check_task(load_config(name, args.overrides), args.examples, args.steps, args.min_acc):
-            fits.append(fit)
-            print(fit.row(), flush=True)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text("\n".join([HEADER, *(f.row() for f in fits)]) + "\n")
-    return 0 if all(f.passed for f in fits) else 1

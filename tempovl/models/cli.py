@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from tempovl.config import load_config, preset_names
-from tempovl.registry import build_model
 
 
 def count_parameters(preset: str) -> int:
     """Number of parameters of a model preset (``model/hero-base`` or ``hero-base``)."""
+    import torch
+
+    from tempovl.registry import build_model
+
     name = preset if "/" in preset else f"model/{preset}"
     with torch.device("meta"):
         model = build_model(load_config(name)["model"])

@@ -170,9 +170,11 @@ class TextDecoder(nn.Module):
         last_only: bool = False,
         cache: list[dict] | None = None,
         start: int = 0,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """ids (B, L), mask (B, L) bool, enc (B, S, D), enc_mask (B, S) -> logits (B, L, V), or (B, V) of
-        the last position alone with ``last_only`` (decoding: the vocabulary projection only where needed).
+        """ids (B, L), mask (B, L) bool, enc (B, S, D), enc_mask (B, S) -> logits (B, L, V); the vocabulary
+        projection only where it is needed: (B, V) of the last position with ``last_only`` (decoding), or
+        (N, V) of the `positions` (B, L) bool that have a target (training; ``text.target_positions``).
 
         Decoding with a key/value ``cache`` (a list, empty at the first step): ``ids`` are the positions
         from ``start`` on (every row unpadded), the earlier ones are in the cache."""
@@ -181,7 +183,11 @@ class TextDecoder(nn.Module):
         self_mask = causal_mask(mask) if start == 0 else None  # later steps: one new position sees all
         for block, block_cache in zip(self.blocks, block_caches(cache, len(self.blocks)), strict=True):
             x = block(x, self_mask, kv=enc, kv_mask=enc_mask, cache=block_cache)
-        return self.head(x[:, -1] if last_only else x, self.embeddings.word.weight)
+        if positions is not None:
+            x = x[positions]  # (N, D)
+        elif last_only:
+            x = x[:, -1]  # (B, D)
+        return self.head(x, self.embeddings.word.weight)
 
 
 def _bert_init(module: nn.Module) -> None:

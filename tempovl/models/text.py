@@ -74,6 +74,14 @@ def split_prefix(
     return prefix, prefix_mask, target, target_mask
 
 
+def target_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher forcing: next-token `labels` (B, L-1) (-100 = no target) -> the decoder input positions
+    (B, L) bool whose output predicts a target, and those targets (N,) in the same row-major order. A
+    decoder projects only these positions onto the vocabulary (``TextDecoder(..., positions=)``)."""
+    keep = labels != -100
+    return F.pad(keep, (0, 1)), labels[keep]
+
+
 def lm_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean token cross-entropy over labels != -100; logits (..., V), labels (...)."""
     if not (labels != -100).any():

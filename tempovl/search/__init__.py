@@ -2,24 +2,17 @@
 (service.py, static/), CLI (cli.py). Encoders (encoders.py) plug a model in; the one shipped is the
 subtitle-only baseline `SubtitleEncoder`. See README.md in this folder."""
 
-from tempovl.search.encoders import (
-    MomentEncoder,
-    SubtitleEncoder,
-    VideoEncoding,
-    build_encoder,
-    register_encoder,
-)
-from tempovl.search.index import BuildReport, build_index
-from tempovl.search.searcher import Hit, Searcher
+from tempovl.lazy import lazy_exports
 
-__all__ = [
-    "BuildReport",
-    "Hit",
-    "MomentEncoder",
-    "Searcher",
-    "SubtitleEncoder",
-    "VideoEncoding",
-    "build_encoder",
-    "build_index",
-    "register_encoder",
-]
+_EXPORTS = {
+    **dict.fromkeys(
+        ["MomentEncoder", "SubtitleEncoder", "VideoEncoding", "build_encoder", "register_encoder"],
+        "tempovl.search.encoders",
+    ),
+    "BuildReport": "tempovl.search.index",
+    "build_index": "tempovl.search.index",
+    "Hit": "tempovl.search.searcher",
+    "Searcher": "tempovl.search.searcher",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -22,8 +22,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tempovl.io import atomic_open, write_json
 
 log = logging.getLogger(__name__)
@@ -73,9 +71,11 @@ def evaluate_checkpoint(
     device: str = "auto",
 ) -> dict:
     """Evaluate a checkpoint; writes ``metrics.json`` and ``metrics.md`` into `out`. Returns the record."""
-    overrides = list(overrides) + (["data.shuffle_frames=true"] if shuffle_frames else [])
+    import torch
+
     from tempovl.inference import load_task
 
+    overrides = list(overrides) + (["data.shuffle_frames=true"] if shuffle_frames else [])
     built, cfg, path = load_task(ckpt, task, overrides, device)
     suffix = "-shuffled" if shuffle_frames else ""
     home = (

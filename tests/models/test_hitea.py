@@ -192,6 +192,23 @@ def test_key_value_cache_decodes_exactly_what_re_encoding_the_prefix_does(num_be
     torch.testing.assert_close(scores, ref_scores)
 
 
+def test_training_projects_only_the_targeted_positions_with_the_same_loss():
+    """Teacher forcing projects the vocabulary at the positions with a next-token target only (issue 16);
+    the loss is the one of the full projection."""
+    from tempovl.models.text import lm_cross_entropy, target_positions
+
+    torch.manual_seed(0)
+    model = Hitea(tiny_cfg(dropout=0.0), StubVideo()).train()
+    video_long, ids, mask, _ = batch()
+    enc, enc_mask = model.encoder_states(video_long, ids, mask)
+    labels = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
+    full = lm_cross_entropy(model.decoder(ids, mask, enc, enc_mask)[:, :-1], labels)
+    positions, targets = target_positions(labels)
+    logits = model.decoder(ids, mask, enc, enc_mask, positions=positions)
+    assert logits.shape == (int((labels != -100).sum()), model.cfg.vocab_size)
+    torch.testing.assert_close(lm_cross_entropy(logits, targets), full)
+
+
 def test_mask_tokens_and_prefix_split():
     torch.manual_seed(0)
     ids = torch.tensor([[CLS, 10, 11, 12, SEP, 0], [CLS, 20, SEP, 0, 0, 0]])

@@ -1,17 +1,17 @@
 """Frame features for HERO-style models: extractors (2D + motion/3D, concatenated per window), a
 sharded memory-mapped feature store, and resumable extraction over a folder of videos."""
 
-from tempovl.data.features.extract import ExtractReport, extract_features, find_videos
-from tempovl.data.features.extractors import FrameExtractor, available_extractors, build_extractor
-from tempovl.data.features.store import FeatureStore, FeatureWriter
+from tempovl.lazy import lazy_exports
 
-__all__ = [
-    "ExtractReport",
-    "FeatureStore",
-    "FeatureWriter",
-    "FrameExtractor",
-    "available_extractors",
-    "build_extractor",
-    "extract_features",
-    "find_videos",
-]
+_EXPORTS = {
+    "ExtractReport": "tempovl.data.features.extract",
+    "extract_features": "tempovl.data.features.extract",
+    "find_videos": "tempovl.data.features.extract",
+    "FrameExtractor": "tempovl.data.features.extractors",
+    "available_extractors": "tempovl.data.features.extractors",
+    "build_extractor": "tempovl.data.features.extractors",
+    "FeatureStore": "tempovl.data.features.store",
+    "FeatureWriter": "tempovl.data.features.store",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -24,7 +24,7 @@ from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_jsonl
 from tempovl.metrics.caption import CAPTION_METRICS, caption_scores
-from tempovl.models.text import lm_cross_entropy
+from tempovl.models.text import lm_cross_entropy, target_positions
 from tempovl.registry import register_task
 from tempovl.tasks.base import PredictRequest, TextPrediction
 from tempovl.tasks.hitea.base import HiteaDownstreamTask, annotation_files
@@ -160,8 +160,9 @@ class HiteaCaptionTask(HiteaDownstreamTask):
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         video = self.model.encode_video(batch["video"])  # (B, 1+M, D): the decoder attends to it alone
         v_mask = torch.ones(video.shape[:2], dtype=torch.bool, device=video.device)
-        logits = self.model.decoder(batch["text_ids"], batch["text_mask"], video, v_mask)  # (B, L, V)
-        return {"caption_loss": lm_cross_entropy(logits[:, :-1], batch["labels"])}
+        positions, labels = target_positions(batch["labels"])
+        logits = self.model.decoder(batch["text_ids"], batch["text_mask"], video, v_mask, positions=positions)
+        return {"caption_loss": lm_cross_entropy(logits, labels)}  # logits (N, V) of the targeted positions
 
     @torch.no_grad()
     def caption(self, video: torch.Tensor) -> list[str]:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from tempovl.data.masking import mask_tokens
 from tempovl.models.hitea import Hitea
-from tempovl.models.text import lm_cross_entropy, split_prefix
+from tempovl.models.text import lm_cross_entropy, split_prefix, target_positions
 from tempovl.objectives.temporal import cme_loss, cme_select
 from tempovl.objectives.vtm import sample_hard_negatives, vtm_loss
 
@@ -128,6 +128,5 @@ def _prefixlm(model: Hitea, v_long, text_ids, text_mask) -> torch.Tensor:
     enc_mask = torch.cat(
         [torch.ones(video_out.shape[:2], dtype=torch.bool, device=enc.device), prefix_mask], 1
     )
-    logits = model.decoder(target, target_mask, enc, enc_mask)
-    labels = target[:, 1:].masked_fill(~target_mask[:, 1:], -100)  # next-token targets
-    return lm_cross_entropy(logits[:, :-1], labels)
+    positions, labels = target_positions(target[:, 1:].masked_fill(~target_mask[:, 1:], -100))
+    return lm_cross_entropy(model.decoder(target, target_mask, enc, enc_mask, positions=positions), labels)

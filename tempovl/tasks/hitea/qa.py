@@ -30,7 +30,7 @@ from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_jsonl
 from tempovl.metrics.qa import exact_match_accuracy, qa_accuracy
-from tempovl.models.text import lm_cross_entropy
+from tempovl.models.text import lm_cross_entropy, target_positions
 from tempovl.registry import register_task
 from tempovl.tasks.base import ChoicePrediction, PredictRequest, TextPrediction
 from tempovl.tasks.hitea.base import HiteaDownstreamTask, annotation_files
@@ -245,9 +245,9 @@ class HiteaOEQATask(_QATask):
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         enc, enc_mask = self.encoder_states(batch["video"], batch["question_ids"], batch["question_mask"])
         ids, mask = batch["answer_ids"], batch["answer_mask"].bool()
-        logits = self.model.decoder(ids, mask, enc, enc_mask)  # (B, La, V)
-        labels = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # next-token targets
-        return {"answer_loss": lm_cross_entropy(logits[:, :-1], labels)}
+        positions, labels = target_positions(ids[:, 1:].masked_fill(~mask[:, 1:], -100))
+        logits = self.model.decoder(ids, mask, enc, enc_mask, positions=positions)  # (N, V) with a target
+        return {"answer_loss": lm_cross_entropy(logits, labels)}
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids.tolist()]
