@@ -11,11 +11,11 @@ table says so per row.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_model
 
 from tempovl.config import load_config
 from tempovl.io import atomic_open
@@ -24,16 +24,6 @@ from tempovl.registry import build_model
 from tempovl.tasks.hero.caption import CaptionDecoder
 
 TARGET = 4.0  # issue 16: beam-search captions per second at least 4x today's, identical outputs
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def hero_step():

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from machine import cpu_model
+
 SECTIONS = ("pretraining", "architecture", "ablation", "shuffle")
 HERO_TASKS = {  # experiment preset suffix -> (column, headline metric, chance metric or None)
     "vcmr": ("VCMR: VR R@1 / SVMR 0.5-R@1 / VCMR 0.5-R@1", ("VR_r1", "SVMR_0.5-r1", "VCMR_0.5-r1"), None),
@@ -215,9 +217,7 @@ def cell(rows: list[dict], keys: tuple[str, ...]) -> str:
 
 
 def report(rows: list[dict], args) -> str:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
-    )
+    cpu = cpu_model()
     lines = [f"# Learning on {args.corpus} (test split; mean ± std over seeds {args.seeds}; CPU {cpu})", ""]
     for section in ("pretraining", "architecture", "ablation"):
         sec = [r for r in rows if r["section"] == section]

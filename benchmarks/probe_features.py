@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import cpu_model
 
 from tempovl.data.corpus.world import ACTIONS, CHARACTERS
 from tempovl.data.features.oracle import load_script
@@ -84,9 +85,7 @@ def main() -> None:
     args = ap.parse_args()
     splits = json.loads((args.corpus / "splits.json").read_text())
     train_vids, test_vids = splits["pretrain"] + splits["train"], splits["test"]
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), ""
-    )
+    cpu = cpu_model()
     rows = []
     for spec in args.stores:
         name, _, paths = spec.partition("=")

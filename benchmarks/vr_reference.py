@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import re
 import sys
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from machine import cpu_model
 from torch import nn
 
 from tempovl.data.features.store import FeatureStore
@@ -123,16 +123,6 @@ def bag_of_words(corpus: Path, store: Path, steps: int, seed: int = 0) -> dict[s
             target = torch.tensor([vids[split].index(q["vid_name"]) for q in qs])
             out[split] = 100.0 * (scores(qs, vids[split]).argmax(1) == target).float().mean().item()
     return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,3 +32,27 @@ def test_gpu_check_runs_on_the_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith(("| hero-tiny", "| hitea-tiny"))]
     assert len(rows) == 8 and all("| yes |" in row for row in rows), rows
+
+
+def test_speed_benchmarks_print_their_targets_beside_the_machine(tmp_path):
+    """bench_hero / bench_hitea / bench_extract at tiny sizes: each writes its table with issue 16's target
+    line (measured, met or not) and the CPU model with its AMX / AVX512-BF16 flags."""
+    bench = ROOT / "benchmarks"
+    runs = {
+        "hero.txt": [bench / "bench_hero.py", "--preset", "hero-tiny", "--clips", "2", "--frames", "10",
+                     "--steps", "1", "--attn", "auto", "--modes", "pack"],
+        "hitea.md": [bench / "bench_hitea.py", "--preset", "hitea-tiny", "--size", "32", "--frames", "4",
+                     "--steps", "1", "--warmup", "0", "--device", "cpu"],
+        "extract.md": [bench / "bench_extract.py", "--extractors", "random2d+motion", "--limit", "1",
+                       "--size", "64"],
+    }  # fmt: skip
+    for name, cmd in runs.items():
+        out = tmp_path / name
+        proc = subprocess.run(
+            [sys.executable, *map(str, cmd), "--out", str(out)], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, (name, proc.stderr[-2000:])
+        text = out.read_text()
+        assert "AMX" in text and "AVX512-BF16" in text, (name, text)
+        if name != "extract.md":  # the extraction target is for mobilenet_v2+motion only
+            assert "target:" in text and ("not met" in text or "met" in text), (name, text)
