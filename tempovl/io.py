@@ -86,3 +86,44 @@ def fsync_path(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive_lock(directory: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold ``directory/.lock`` while the block runs: one writer of a store at a time.
+
+    A second writer fails at once with an InputError naming the holder (pid, host, start, command). The
+    lock is the kernel's (``flock``): it goes with the process, so a killed writer leaves no stale lock,
+    and its half-written files are cleaned up by the next writer as before."""
+    import fcntl
+    import socket
+    import sys
+    import time
+
+    from tempovl.errors import InputError
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    f = open(root / ".lock", "a+", encoding="utf-8")  # noqa: SIM115 (held open for the block)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise InputError(
+            f"{root}: this {what} is being written by {holder}; wait for that job to end (or stop it)"
+        ) from None
+    try:
+        f.seek(0)
+        f.truncate()
+        command = " ".join(sys.argv)[:200]
+        f.write(
+            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')} ({command})"
+        )
+        f.flush()
+        yield
+    finally:
+        f.truncate(0)
+        fcntl.flock(f, fcntl.LOCK_UN)
+        f.close()

@@ -78,13 +78,15 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from tempovl.search.index import load_manifest
+    from tempovl.search.index import load_manifest, verify_index
 
     m = load_manifest(args.index)
+    shards = verify_index(args.index)  # says what it reports only after reading it
     frames = sum(v["num_frames"] for v in m["videos"].values())
     approx = (m.get("approx") or {}).get("kind", "none")
     print(
-        f"{args.index}: {len(m['videos'])} videos, {frames} frames, encoder {m['encoder']['spec']} (dim {m['encoder']['dim']}), approx {approx}, {len(m['bad'])} bad"
+        f"{args.index}: {len(m['videos'])} videos, {frames} frames, encoder {m['encoder']['spec']} "
+        f"(dim {m['encoder']['dim']}), approx {approx}, {len(m['bad'])} bad; verified ({shards} shards read)"
     )
     return 0
 

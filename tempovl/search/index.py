@@ -19,6 +19,7 @@ are deleted. The exact faiss index (IndexFlatIP) is rebuilt from the shards on l
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from tempovl.data.subtitles import Sentence, read_subtitle_file
 from tempovl.errors import ConfigError, InputError
-from tempovl.io import atomic_path, write_json
+from tempovl.io import atomic_path, exclusive_lock, write_json
 from tempovl.search.encoders import MomentEncoder, VideoEncoding, build_encoder
 
 log = logging.getLogger(__name__)
@@ -228,93 +229,94 @@ def build_index(
     out = Path(out)
     if isinstance(encoder, str):
         encoder = build_encoder(encoder)
-    if manifest_path(out).exists():
-        manifest = load_manifest(out)
-        check_encoder(manifest, encoder, str(out))
-    else:
-        manifest = _new_manifest(encoder)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    report = BuildReport()
-
-    found = find_videos(videos)
-    indexed = manifest["videos"]
-    for vid in sorted(indexed):
-        if not Path(indexed[vid]["path"]).is_file():
-            report.removed.append(vid)
-            del indexed[vid]
-    todo = []
-    for vid, path in found:
-        subs_path = find_subtitles(vid, path, subtitles_dir)
-        entry = indexed.get(vid)
-        if (
-            entry is not None
-            and entry["path"] == str(path)
-            and [entry["size"], entry["mtime_ns"]] == _stamp(path)
-            and entry["subtitles"] == (str(subs_path) if subs_path else None)
-            and entry["subtitles_stamp"] == _stamp(subs_path)
-        ):
-            report.unchanged.append(vid)
+    with exclusive_lock(out, "search index"):  # one build at a time: two would interleave shards
+        if manifest_path(out).exists():
+            manifest = load_manifest(out)
+            check_encoder(manifest, encoder, str(out))
         else:
-            todo.append((vid, path, subs_path, entry is not None))
+            manifest = _new_manifest(encoder)
+        (out / "shards").mkdir(parents=True, exist_ok=True)
+        report = BuildReport()
 
-    batch: list[tuple[str, VideoEncoding, list[Sentence]]] = []
-    pending: dict[str, dict] = {}
+        found = find_videos(videos)
+        indexed = manifest["videos"]
+        for vid in sorted(indexed):
+            if not Path(indexed[vid]["path"]).is_file():
+                report.removed.append(vid)
+                del indexed[vid]
+        todo = []
+        for vid, path in found:
+            subs_path = find_subtitles(vid, path, subtitles_dir)
+            entry = indexed.get(vid)
+            if (
+                entry is not None
+                and entry["path"] == str(path)
+                and [entry["size"], entry["mtime_ns"]] == _stamp(path)
+                and entry["subtitles"] == (str(subs_path) if subs_path else None)
+                and entry["subtitles_stamp"] == _stamp(subs_path)
+            ):
+                report.unchanged.append(vid)
+            else:
+                todo.append((vid, path, subs_path, entry is not None))
 
-    def flush() -> None:
-        if not batch:
-            return
-        shard = manifest["next_shard"]
-        _write_shard(out, shard, batch)
-        offset = 0
-        for vid, enc, _ in batch:
-            pending[vid].update(shard=shard, offset=offset, num_frames=len(enc.frame_embs))
-            offset += len(enc.frame_embs)
-            indexed[vid] = pending.pop(vid)
-            manifest["bad"].pop(vid, None)
-        manifest["next_shard"] = shard + 1
-        manifest["revision"] += 1
-        write_json(manifest_path(out), manifest)
-        batch.clear()
+        batch: list[tuple[str, VideoEncoding, list[Sentence]]] = []
+        pending: dict[str, dict] = {}
 
-    try:
-        bar = tqdm(todo, desc=f"index {encoder.name}", unit="video", disable=not progress)
-        for vid, path, subs_path, known in bar:
-            try:
-                sentences = read_subtitle_file(subs_path) if subs_path else []
-                enc = encoder.encode_video(path, sentences)
-                _check_encoding(enc, encoder.dim, path)
-            except InputError as e:
-                if not skip_bad:
-                    raise
-                log.warning("index: skipping %s: %s", path, e)
-                report.bad[vid] = str(e)
-                manifest["bad"][vid] = {"path": str(path), "error": str(e)}
-                continue
-            (report.updated if known else report.added).append(vid)
-            report.frames += len(enc.frame_embs)
-            pending[vid] = {
-                "path": str(path),
-                "size": _stamp(path)[0],
-                "mtime_ns": _stamp(path)[1],
-                "subtitles": str(subs_path) if subs_path else None,
-                "subtitles_stamp": _stamp(subs_path),
-                "duration": float(enc.duration),
-            }
-            batch.append((vid, enc, sentences))
-            if len(batch) >= shard_size:
-                flush()
-    finally:
-        flush()  # keep what is done, also when interrupted or on a bad video
-        if report.removed or report.bad:
+        def flush() -> None:
+            if not batch:
+                return
+            shard = manifest["next_shard"]
+            _write_shard(out, shard, batch)
+            offset = 0
+            for vid, enc, _ in batch:
+                pending[vid].update(shard=shard, offset=offset, num_frames=len(enc.frame_embs))
+                offset += len(enc.frame_embs)
+                indexed[vid] = pending.pop(vid)
+                manifest["bad"].pop(vid, None)
+            manifest["next_shard"] = shard + 1
             manifest["revision"] += 1
-        write_json(manifest_path(out), manifest)
-        _collect_garbage(out, manifest)
-    if approx != "none":
-        current = manifest.get("approx") or {}
-        if current.get("kind") != approx or current.get("revision") != manifest["revision"]:
-            write_approx_index(out, approx, manifest)
-    report.seconds = time.perf_counter() - started
-    return report
+            write_json(manifest_path(out), manifest)
+            batch.clear()
+
+        try:
+            bar = tqdm(todo, desc=f"index {encoder.name}", unit="video", disable=not progress)
+            for vid, path, subs_path, known in bar:
+                try:
+                    sentences = read_subtitle_file(subs_path) if subs_path else []
+                    enc = encoder.encode_video(path, sentences)
+                    _check_encoding(enc, encoder.dim, path)
+                except InputError as e:
+                    if not skip_bad:
+                        raise
+                    log.warning("index: skipping %s: %s", path, e)
+                    report.bad[vid] = str(e)
+                    manifest["bad"][vid] = {"path": str(path), "error": str(e)}
+                    continue
+                (report.updated if known else report.added).append(vid)
+                report.frames += len(enc.frame_embs)
+                pending[vid] = {
+                    "path": str(path),
+                    "size": _stamp(path)[0],
+                    "mtime_ns": _stamp(path)[1],
+                    "subtitles": str(subs_path) if subs_path else None,
+                    "subtitles_stamp": _stamp(subs_path),
+                    "duration": float(enc.duration),
+                }
+                batch.append((vid, enc, sentences))
+                if len(batch) >= shard_size:
+                    flush()
+        finally:
+            flush()  # keep what is done, also when interrupted or on a bad video
+            if report.removed or report.bad:
+                manifest["revision"] += 1
+            write_json(manifest_path(out), manifest)
+            _collect_garbage(out, manifest)
+        if approx != "none":
+            current = manifest.get("approx") or {}
+            if current.get("kind") != approx or current.get("revision") != manifest["revision"]:
+                write_approx_index(out, approx, manifest)
+        report.seconds = time.perf_counter() - started
+        return report
 
 
 def _check_encoding(enc: VideoEncoding, dim: int, path: Path) -> None:
@@ -395,6 +397,40 @@ class IndexData:
         entry = self.manifest["videos"][video_id]
         path = _shard_files(self.index_dir, int(entry["shard"]))["subs"]
         return json.loads(path.read_text(encoding="utf-8")).get(video_id, [])
+
+
+def verify_index(index_dir: str | os.PathLike) -> int:
+    """Read every shard and check what the manifest says of it; returns the number of shards read.
+
+    Each shard's rows must be covered exactly once by the videos that point into it (what two builds
+    writing one index at once used to break), embeddings finite, subtitles readable. Raises InputError
+    naming the shard and video."""
+    index_dir = Path(index_dir)
+    data = IndexData.load(index_dir)  # shapes and row ranges
+    by_shard: dict[int, list[tuple[int, int, str]]] = {}
+    for vid, entry in data.manifest["videos"].items():
+        lo = int(entry["offset"])
+        by_shard.setdefault(int(entry["shard"]), []).append((lo, lo + int(entry["num_frames"]), vid))
+    for shard, ranges in sorted(by_shard.items()):
+        files = _shard_files(index_dir, shard)
+        rows = len(np.load(files["emb"], mmap_mode="r"))
+        expect = 0
+        for lo, hi, vid in sorted(ranges):
+            if lo != expect:
+                raise InputError(
+                    f"{files['emb']}: video {vid!r} starts at row {lo}, expected {expect} (overlapping or "
+                    "missing rows); rebuild the index into a new folder"
+                )
+            expect = hi
+        if expect != rows:
+            raise InputError(f"{files['emb']}: {rows} rows, but its videos cover {expect}; rebuild the index")
+        try:
+            json.loads(files["subs"].read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{files['subs']}: unreadable subtitles ({e})") from None
+    if not np.isfinite(data.frame_embs).all():
+        raise InputError(f"{index_dir}: non-finite frame embeddings; rebuild the index")
+    return len(by_shard)
 
 
 def build_faiss(kind: str, frame_embs: np.ndarray, seed: int = 0):

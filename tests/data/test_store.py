@@ -134,3 +134,15 @@ def test_writer_commits_added_videos_when_the_block_raises(tmp_path):
         w.add("v0", feats_of(0))
         raise RuntimeError("interrupted")
     np.testing.assert_array_equal(FeatureStore(tmp_path)["v0"], feats_of(0))
+
+
+def test_a_second_writer_of_one_store_is_refused_until_the_first_closes(tmp_path):
+    import os
+
+    first = FeatureWriter(tmp_path / "store", dim=4)
+    with pytest.raises(InputError, match=rf"feature store is being written by pid {os.getpid()}"):
+        FeatureWriter(tmp_path / "store", dim=4)
+    first.add("v", np.ones((2, 4), np.float32))
+    first.close()
+    with FeatureWriter(tmp_path / "store", dim=4) as again:  # released on close
+        assert "v" in again

@@ -155,3 +155,43 @@ def test_not_an_index(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
     with pytest.raises(InputError, match="not a tempovl search index"):
         load_manifest(tmp_path)
+
+
+def test_a_second_build_of_the_same_index_is_refused_naming_the_first(tiny_corpus, encoder, tmp_path):
+    """Two builds into one index used to interleave shards and corrupt it for good (issue 15)."""
+    import subprocess
+    import sys
+
+    videos, out = tmp_path / "videos", tmp_path / "index"
+    _copy_videos(tiny_corpus, videos, ["tv00000"])
+    code = (
+        "import sys, time\nfrom tempovl.io import exclusive_lock\n"
+        f"with exclusive_lock({str(out)!r}, 'search index'):\n    print('held', flush=True)\n    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(
+            InputError, match=rf"index: this search index is being written by pid {holder.pid}"
+        ):
+            build_index([videos], out, encoder, progress=False, approx="none")
+    finally:
+        holder.kill()
+        holder.wait()
+    report = build_index([videos], out, encoder, progress=False, approx="none")  # the lock went with it
+    assert report.added == ["tv00000"]
+
+
+def test_index_info_reads_what_it_reports_and_names_a_broken_shard(tiny_corpus, encoder, tmp_path, capsys):
+    from tempovl.cli import main
+
+    videos, out = tmp_path / "videos", tmp_path / "index"
+    _copy_videos(tiny_corpus, videos, ["tv00000", "tv00001"])
+    build_index([videos], out, encoder, progress=False, approx="none")
+    assert main(["index", "info", str(out)]) == 0
+    assert "verified (1 shards read)" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["videos"]["tv00001"]["offset"] -= 1  # two videos claiming one row, as interleaved builds left
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["index", "info", str(out)]) == 2
+    assert "video 'tv00001' starts at row" in capsys.readouterr().err

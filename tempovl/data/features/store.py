@@ -19,6 +19,7 @@ overwritten when a writer resumes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from types import TracebackType
 import numpy as np
 
 from tempovl.errors import InputError
-from tempovl.io import atomic_path, write_json
+from tempovl.io import atomic_path, exclusive_lock, write_json
 
 FORMAT = "tempovl-features"
 VERSION = 1
@@ -76,7 +77,9 @@ class FeatureWriter:
     """Writes per-video features (T, dim) into shards of `shard_size` videos; resumes an existing store.
 
     Use as a context manager. On leaving the block (normally or by an exception) the videos already
-    added are committed as a last, possibly smaller, shard: every added video is complete.
+    added are committed as a last, possibly smaller, shard: every added video is complete. A writer holds
+    the store's lock (``io.exclusive_lock``) until it is closed: a second writer of the same store fails
+    at once, naming the first, instead of interleaving shards with it.
     """
 
     def __init__(
@@ -97,6 +100,15 @@ class FeatureWriter:
         self.shard_size = shard_size
         self._pending: list[tuple[str, np.ndarray, dict]] = []
         self._done: set[str] = set()
+        self._lock = contextlib.ExitStack()
+        self._lock.enter_context(exclusive_lock(self.root, "feature store"))
+        try:
+            self._open()
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _open(self) -> None:
         if (self.root / "manifest.json").exists():
             self._manifest = _read_manifest(self.root)
             self._check_compatible()
@@ -106,10 +118,10 @@ class FeatureWriter:
             self._manifest = {
                 "format": FORMAT,
                 "version": VERSION,
-                "dim": dim,
-                "dtype": dtype,
+                "dim": self.dim,
+                "dtype": self.dtype,
                 "interval": self.interval,
-                "extractor": extractor,
+                "extractor": self.extractor,
                 "shards": [],
                 "num_videos": 0,
             }
@@ -180,7 +192,10 @@ class FeatureWriter:
         self._pending = []
 
     def close(self) -> None:
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> FeatureWriter:
         return self
