@@ -53,6 +53,13 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--token", default=None, help="require 'Authorization: Bearer TOKEN' on /api")
+        parser.add_argument(
+            "--allow-host",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="also answer requests for this Host name (the loopback names and --host always are)",
+        )
         parser.set_defaults(func=_serve)
     else:
         raise ValueError(f"tempovl.search.cli cannot serve sub-command {name!r}")
@@ -160,7 +167,16 @@ def _serve(args: argparse.Namespace) -> int:
             "serve: listening on %s without --token: anyone who can reach it can search and read the videos",
             args.host,
         )
-    app = create_app(args.index, token=args.token)
+    from tempovl.search.service import LOOPBACK_HOSTS
+
+    hosts = [*LOOPBACK_HOSTS, args.host, *args.allow_host]
+    wildcard = args.host in (
+        "0.0.0.0",
+        "::",
+    )  # reached by any of the machine's names: say which with --allow-host
+    app = create_app(
+        args.index, token=args.token, allowed_hosts=None if wildcard and not args.allow_host else hosts
+    )
     print(f"serving {args.index} on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -8,8 +8,15 @@
 
 Video files are reached only by their number in the index; no part of a URL is ever resolved as a
 path on disk, so nothing outside the indexed files can be read. With a token, every /api route
-except health needs "Authorization: Bearer TOKEN" (the page's <video> elements, which cannot send
-headers, pass it as ?access_token=TOKEN instead). Bad requests get 4xx with {"error": message}.
+except health needs "Authorization: Bearer TOKEN"; only the video route also takes it as
+?access_token=TOKEN (the page's <video> elements cannot send headers), so a token in a URL never opens
+the search API. Every 4xx, unknown routes and unparseable bodies included, is {"error": message}.
+
+Hardening: request bodies over MAX_BODY_BYTES get 413 before they are read into memory; with
+`allowed_hosts` (what `tempovl serve` passes: the loopback names and the address it listens on), a
+request whose Host header is not one of them gets 421, so a page on another site cannot read a
+token-less local server through DNS rebinding; a Range header whose numbers do not fit a file size
+gets 416.
 """
 
 from __future__ import annotations
@@ -26,14 +33,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tempovl.search.searcher import Searcher
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 500
 MAX_K = 100
+MAX_BODY_BYTES = 64 * 1024  # a search request is a few hundred bytes
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CHUNK = 1 << 16
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # 18 digits: beyond any file size
 
 
 class SearchRequest(BaseModel):
@@ -69,7 +79,10 @@ def _file_response(path: Path, range_header: str | None) -> Response:
     headers = {"Accept-Ranges": "bytes"}
     if not range_header:
         return FileResponse(path, media_type=media_type, headers=headers)
-    m = _RANGE_RE.match(range_header.strip())
+    value = range_header.strip()
+    if re.fullmatch(r"bytes=\d*-\d*", value) and not _RANGE_RE.match(value):  # numbers past any size
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", **headers})
+    m = _RANGE_RE.match(value)
     if m is None or m.group(1) == m.group(2) == "":
         # several ranges or an unknown unit: a server may answer with the whole file
         return FileResponse(path, media_type=media_type, headers=headers)
@@ -96,25 +109,47 @@ def _file_response(path: Path, range_header: str | None) -> Response:
     return StreamingResponse(body(), status_code=206, media_type=media_type, headers=headers)
 
 
-def create_app(index: str | os.PathLike | Searcher, token: str | None = None) -> FastAPI:
-    """The FastAPI app over an index folder (or a ready Searcher, which tests share)."""
+def _host_name(host_header: str) -> str:
+    """The host of a Host header without its port: "127.0.0.1:8000" -> "127.0.0.1", "[::1]:80" -> "::1"."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def create_app(
+    index: str | os.PathLike | Searcher,
+    token: str | None = None,
+    allowed_hosts: list[str] | tuple[str, ...] | None = None,
+) -> FastAPI:
+    """The FastAPI app over an index folder (or a ready Searcher, which tests share). `allowed_hosts`:
+    the Host header names served (None: any)."""
     searcher = index if isinstance(index, Searcher) else Searcher(index)
     app = FastAPI(title="tempovl search", docs_url=None, redoc_url=None, openapi_url=None)
+    hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(422, _validation_message(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))  # unknown routes, wrong methods: the one format
+
     @app.middleware("http")
-    async def _auth(request: Request, call_next):
+    async def _guard(request: Request, call_next):
+        if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
+            return _error(421, f"host {request.headers.get('host', '')!r} is not served here")
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
+        if request.headers.get("transfer-encoding", "").lower() == "chunked":
+            return _error(411, "send the body with a Content-Length")
         path = request.url.path
         if token and path.startswith("/api/") and path != "/api/health":
             given = request.headers.get("authorization", "")
-            supplied = (
-                given[7:]
-                if given.lower().startswith("bearer ")
-                else request.query_params.get("access_token", "")
-            )
+            from_url = request.query_params.get("access_token", "") if path.startswith("/api/videos/") else ""
+            supplied = given[7:] if given.lower().startswith("bearer ") else from_url
             if not hmac.compare_digest(supplied.encode(), token.encode()):
                 return JSONResponse(
                     {"error": "missing or wrong API token (send 'Authorization: Bearer TOKEN')"},

@@ -124,6 +124,35 @@ def test_token(token_client):
     assert ok.status_code == 200 and len(ok.json()["hits"]) == 2
     assert token_client.get("/api/videos/0").status_code == 401
     assert token_client.get("/api/videos/0?access_token=s3cret").status_code == 200
+    # a token in a URL (logs, history, Referer) opens the video route only, never the search API
+    in_url = token_client.post("/api/search?access_token=s3cret", json={"query": "hello"})
+    assert in_url.status_code == 401
+
+
+def test_every_4xx_is_one_json_error_format(client):
+    for r in (
+        client.get("/api/nope"),
+        client.delete("/api/search"),
+        client.post("/api/search", content=b"{not json", headers={"Content-Type": "application/json"}),
+    ):
+        assert 400 <= r.status_code < 500 and set(r.json()) == {"error"}, (r.status_code, r.text)
+
+
+def test_oversized_bodies_and_ranges_are_refused(client, searcher):
+    big = client.post("/api/search", content=b"x" * 200_000, headers={"Content-Type": "application/json"})
+    assert big.status_code == 413 and "body over" in big.json()["error"]
+    size = searcher.video_path(3).stat().st_size
+    huge = client.get("/api/videos/3", headers={"Range": "bytes=" + "9" * 4400 + "-"})
+    assert huge.status_code == 416 and huge.headers["content-range"] == f"bytes */{size}"
+
+
+def test_only_the_allowed_host_names_are_answered(searcher):
+    """DNS rebinding: a page on evil.example resolving its name to 127.0.0.1 must not read the server."""
+    local = TestClient(create_app(searcher, allowed_hosts=["127.0.0.1", "localhost", "::1"]))
+    assert local.get("/api/health", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    assert local.get("/api/health", headers={"Host": "[::1]:8000"}).status_code == 200
+    evil = local.get("/api/health", headers={"Host": "evil.example:8000"})
+    assert evil.status_code == 421 and "not served here" in evil.json()["error"]
 
 
 def test_real_server(live_server, live_server_token, searcher, spoken_line):
