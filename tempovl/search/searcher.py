@@ -162,14 +162,23 @@ class Searcher:
 
     def search(self, query: str, k: int = 10, approx: bool = False) -> list[Hit]:
         """The k best moments for `query`, best first (rank 1 = best)."""
-        if not isinstance(query, str) or not query.strip():
-            raise InputError("search: the query is empty")
-        if k < 1:
-            raise InputError(f"search: k must be >= 1, got {k}")
+        return self.search_many([query], [k], approx)[0]
+
+    def search_many(
+        self, queries: list[str], ks: list[int], approx: bool | list[bool] = False
+    ) -> list[list[Hit]]:
+        """`search` for several queries at once: one encoder pass for all of them (the HTTP service
+        micro-batches concurrent requests through here), then each query's moments."""
+        for query, k in zip(queries, ks, strict=True):
+            if not isinstance(query, str) or not query.strip():
+                raise InputError("search: the query is empty")
+            if k < 1:
+                raise InputError(f"search: k must be >= 1, got {k}")
         if self.num_frames == 0:
-            return []
-        query_vec = self.encoder.encode_query([query.strip()])[0]  # (d,)
-        return self.search_vector(query_vec, k=k, approx=approx)
+            return [[] for _ in queries]
+        approx = [approx] * len(queries) if isinstance(approx, bool) else list(approx)
+        vectors = self.encoder.encode_query([q.strip() for q in queries])  # (Q, d)
+        return [self.search_vector(v, k=k, approx=a) for v, k, a in zip(vectors, ks, approx, strict=True)]
 
     def search_vector(self, query_vec: np.ndarray, k: int = 10, approx: bool = False) -> list[Hit]:
         """`search` for an already encoded query (d,)."""

@@ -12,6 +12,13 @@ except health needs "Authorization: Bearer TOKEN"; only the video route also tak
 ?access_token=TOKEN (the page's <video> elements cannot send headers), so a token in a URL never opens
 the search API. Every 4xx, unknown routes and unparseable bodies included, is {"error": message}.
 
+Load: concurrent searches are micro-batched (:class:`SearchBatcher`): one worker thread, of its own,
+takes every waiting request (up to MAX_BATCH), encodes their queries in one forward pass and answers
+each, so throughput grows with concurrency instead of queueing one search behind another. At most
+MAX_WAITING searches wait; past that a search gets 503 with Retry-After. A request whose client has
+gone is dropped before any work is done for it. Video files stream from the event loop and the
+default thread pool, never behind a search.
+
 Hardening: request bodies over MAX_BODY_BYTES get 413 before they are read into memory; with
 `allowed_hosts` (what `tempovl serve` passes: the loopback names and the address it listens on), a
 request whose Host header is not one of them gets 421, so a page on another site cannot read a
@@ -21,11 +28,14 @@ gets 416.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import mimetypes
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -35,12 +45,15 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tempovl.search.searcher import Searcher
+from tempovl.errors import InputError
+from tempovl.search.searcher import Hit, Searcher
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 MAX_BODY_BYTES = 64 * 1024  # a search request is a few hundred bytes
+MAX_BATCH = 32  # queries encoded in one forward pass
+MAX_WAITING = 256  # searches queued before 503
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _CHUNK = 1 << 16
 _RANGE_RE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")  # 18 digits: beyond any file size
@@ -109,6 +122,72 @@ def _file_response(path: Path, range_header: str | None) -> Response:
     return StreamingResponse(body(), status_code=206, media_type=media_type, headers=headers)
 
 
+@dataclass
+class _Waiting:
+    req: SearchRequest
+    request: Request
+    future: asyncio.Future
+
+
+class SearchBatcher:
+    """Micro-batching of concurrent searches (module docstring). Lives on the event loop of the app; its
+    worker task starts with the first search."""
+
+    def __init__(self, searcher: Searcher, max_batch: int = MAX_BATCH, max_waiting: int = MAX_WAITING):
+        self.searcher, self.max_batch, self.max_waiting = searcher, max_batch, max_waiting
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queue: asyncio.Queue[_Waiting] | None = None
+        self.worker: asyncio.Task | None = None
+        self.batches = self.searched = self.dropped = 0  # what /api/health reports
+
+    def waiting(self) -> int:
+        return 0 if self.queue is None else self.queue.qsize()
+
+    async def search(self, req: SearchRequest, request: Request) -> list[Hit]:
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop or self.worker is None or self.worker.done():
+            # the first search on this event loop (a test client may run one loop per request)
+            self.loop, self.queue = loop, asyncio.Queue(maxsize=self.max_waiting)
+            self.worker = loop.create_task(self._work(self.queue))
+        item = _Waiting(req, request, loop.create_future())
+        self.queue.put_nowait(item)  # asyncio.QueueFull past max_waiting: the caller answers 503
+        return await item.future
+
+    async def _work(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            live = []
+            for item in batch:
+                if item.future.done() or await item.request.is_disconnected():
+                    self.dropped += 1  # the client gave up: no work for it
+                    if not item.future.done():
+                        item.future.cancel()
+                else:
+                    live.append(item)
+            if not live:
+                continue
+            queries, ks = [it.req.query for it in live], [it.req.k for it in live]
+            approx = [it.req.approx for it in live]
+            try:
+                results = await loop.run_in_executor(
+                    self.pool, self.searcher.search_many, queries, ks, approx
+                )
+            except Exception as e:  # noqa: BLE001 (handed to each waiting request)
+                for it in live:
+                    if not it.future.done():
+                        it.future.set_exception(e)
+                continue
+            self.batches += 1
+            self.searched += len(live)
+            for it, hits in zip(live, results, strict=True):
+                if not it.future.done():
+                    it.future.set_result(hits)
+
+
 def _host_name(host_header: str) -> str:
     """The host of a Host header without its port: "127.0.0.1:8000" -> "127.0.0.1", "[::1]:80" -> "::1"."""
     host = host_header.strip().lower()
@@ -121,11 +200,13 @@ def create_app(
     index: str | os.PathLike | Searcher,
     token: str | None = None,
     allowed_hosts: list[str] | tuple[str, ...] | None = None,
+    max_waiting: int = MAX_WAITING,
 ) -> FastAPI:
     """The FastAPI app over an index folder (or a ready Searcher, which tests share). `allowed_hosts`:
-    the Host header names served (None: any)."""
+    the Host header names served (None: any); `max_waiting`: searches queued before 503."""
     searcher = index if isinstance(index, Searcher) else Searcher(index)
     app = FastAPI(title="tempovl search", docs_url=None, redoc_url=None, openapi_url=None)
+    batcher = SearchBatcher(searcher, max_waiting=max_waiting)
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
 
     @app.exception_handler(RequestValidationError)
@@ -166,12 +247,27 @@ def create_app(
             "frames": searcher.num_frames,
             "encoder": searcher.manifest["encoder"]["name"],
             "auth": bool(token),
+            "searches": {
+                "waiting": batcher.waiting(),
+                "answered": batcher.searched,
+                "batches": batcher.batches,
+                "dropped": batcher.dropped,
+            },
         }
 
-    @app.post("/api/search")
-    def search(req: SearchRequest) -> dict:
+    @app.post("/api/search", response_model=None)
+    async def search(req: SearchRequest, request: Request) -> dict | JSONResponse:
         started = time.perf_counter()
-        hits = searcher.search(req.query, k=req.k, approx=req.approx)
+        try:
+            hits = await batcher.search(req, request)
+        except asyncio.QueueFull:
+            return JSONResponse(
+                {"error": f"busy: {max_waiting} searches are waiting; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        except InputError as e:
+            return _error(400, str(e))
         out = []
         for h in hits:
             d = h.to_dict()

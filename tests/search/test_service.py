@@ -27,13 +27,15 @@ def token_client(searcher):
 def test_health_and_page(client, searcher):
     r = client.get("/api/health")
     assert r.status_code == 200
-    assert r.json() == {
+    body = r.json()
+    assert {k: v for k, v in body.items() if k != "searches"} == {
         "status": "ok",
         "videos": 18,
         "frames": searcher.num_frames,
         "encoder": "subtitle-minilm",
         "auth": False,
     }
+    assert set(body["searches"]) == {"waiting", "answered", "batches", "dropped"}
     page = client.get("/")
     assert page.status_code == 200 and 'id="query"' in page.text and "/static/app.js" in page.text
     assert client.get("/static/app.js").status_code == 200
@@ -202,3 +204,54 @@ def test_load_500_queries_8_at_a_time(live_server, tvr_queries):
         with ThreadPoolExecutor(max_workers=8) as pool:
             codes = list(pool.map(one, range(500)))
     assert codes.count(200) == 500, {c: codes.count(c) for c in set(codes)}
+
+
+class _SlowEncoder:
+    """The searcher's encoder, counting its calls and taking `delay` seconds per call."""
+
+    def __init__(self, inner, delay: float):
+        self.inner, self.delay, self.calls = inner, delay, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode_query(self, texts):
+        import time
+
+        self.calls.append(len(texts))
+        time.sleep(self.delay)
+        return self.inner.encode_query(texts)
+
+
+async def _concurrent(app, payloads):
+    import asyncio
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        return await asyncio.gather(*(c.post("/api/search", json=p) for p in payloads))
+
+
+def test_concurrent_searches_are_batched_and_answer_as_alone(searcher, monkeypatch):
+    import asyncio
+
+    queries = [f"{w} the box" for w in ("open", "close", "find", "move", "hide", "take", "drop", "lift")]
+    alone = {q: [h.to_dict()["video"] for h in searcher.search(q, k=3)] for q in queries}
+    slow = _SlowEncoder(searcher.encoder, 0.05)
+    monkeypatch.setattr(searcher, "encoder", slow)
+    app = create_app(searcher)
+    replies = asyncio.run(_concurrent(app, [{"query": q, "k": 3} for q in queries]))
+    assert all(r.status_code == 200 for r in replies)
+    assert {r.json()["query"]: [h["video"] for h in r.json()["hits"]] for r in replies} == alone
+    assert len(slow.calls) < len(queries) and sum(slow.calls) == len(queries)  # fewer passes than queries
+
+
+def test_a_full_queue_answers_503_with_retry_after(searcher, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(searcher, "encoder", _SlowEncoder(searcher.encoder, 0.2))
+    app = create_app(searcher, max_waiting=2)
+    replies = asyncio.run(_concurrent(app, [{"query": f"q{i}", "k": 1} for i in range(12)]))
+    codes = sorted(r.status_code for r in replies)
+    assert 200 in codes and 503 in codes and set(codes) <= {200, 503}, codes
+    busy = next(r for r in replies if r.status_code == 503)
+    assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
