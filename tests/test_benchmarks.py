@@ -56,3 +56,17 @@ def test_speed_benchmarks_print_their_targets_beside_the_machine(tmp_path):
         assert "AMX" in text and "AVX512-BF16" in text, (name, text)
         if name != "extract.md":  # the extraction target is for mobilenet_v2+motion only
             assert "target:" in text and ("not met" in text or "met" in text), (name, text)
+
+
+def test_serve_benchmark_runs_the_real_server(tmp_path):
+    """bench_serve.py at a tiny size: its own corpus and index, the real `tempovl serve`, every answer
+    200 and the issue 15 target lines written."""
+    out = tmp_path / "serve.md"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--levels", "1,5", "--requests", "10"]
+    proc = subprocess.run(
+        [*cmd, "--ranges", "5", "--seconds", "30", "--out", str(out)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert "| 1 | 10 | 0 |" in text and "| 5 | 10 | 0 |" in text, text
+    assert "5 answered, 0 errors" in text and "target: 0 errors; measured 0 (met)" in text, text
