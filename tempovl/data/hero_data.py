@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 from tempovl.data.align import align, cross_modal_units, frame_spans
 from tempovl.data.features.store import FeatureStore
 from tempovl.data.masking import IGNORE, mask_tokens, shuffle_frames
-from tempovl.data.packing import pack_clips, pad_ids
+from tempovl.data.packing import one_per_video, pack_clips, pad_ids
 from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
@@ -286,6 +286,8 @@ class HeroCollate:
 
     def __call__(self, items: list[dict]) -> dict:
         sp, g = self.sp, self.generator
+        if self.subtask == "vsm":
+            items = one_per_video(items)  # a clip twice in one batch would be its own negative
         frame_feats, frame_mask = pad_frames(items)
         num_frames = [len(it["frame_feats"]) for it in items]
         batch: dict = {"vids": [it["vid"] for it in items]}

@@ -105,3 +105,16 @@ def pad_ids(rows: Sequence[Sequence[int] | torch.Tensor], pad_id: int) -> tuple[
         ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long, device=device)
         mask[i, : len(r)] = True
     return ids, mask
+
+
+def one_per_video(items: list[dict]) -> list[dict]:
+    """The items of a batch with the first of each ``vid`` only. The engine's batches may straddle two
+    epochs, so a batch can hold one clip twice; a matching loss (VSM) would then take the copy for a
+    negative of its own queries."""
+    seen: set[str] = set()
+    out = []
+    for it in items:
+        if it["vid"] not in seen:
+            seen.add(it["vid"])
+            out.append(it)
+    return out

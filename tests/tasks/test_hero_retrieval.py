@@ -237,3 +237,14 @@ def test_predict_sees_a_video_longer_than_one_clip(tasks):
     out = task.predict(PredictRequest(feats, [], query="the red circle jumps", top_k=100))
     assert max(m["end"] for m in out["moments"]) > clip * task.interval
     assert all(0 <= m["start"] < m["end"] <= 3 * clip * task.interval for m in out["moments"])
+
+
+def test_a_clip_twice_in_one_batch_is_not_its_own_negative(tasks):
+    """Batches may straddle two epochs; the collate keeps the first copy of a clip, so the VSM hinge never
+    ranks a query's own video against itself."""
+    task = tasks["hero-vcmr"]
+    data = task.dataset("train")
+    a, b = data[0], data[1]
+    batch = task.collate()([a, b, a])
+    assert batch["frame_feats"].shape[0] == 2
+    assert sorted(set(batch["query_video"].tolist())) == [0, 1]

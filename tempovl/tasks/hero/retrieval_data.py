@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames
-from tempovl.data.packing import pack_clips, pad_ids
+from tempovl.data.packing import one_per_video, pack_clips, pad_ids
 
 
 @dataclass
@@ -80,6 +80,7 @@ class RetrievalCollate:
         self.specials, self.pack_max_len, self.k = specials, pack_max_len, queries_per_video
 
     def __call__(self, items: list[dict]) -> dict:
+        items = one_per_video(items)  # a clip twice in one batch would be its own negative
         batch = video_batch(items, self.specials, self.pack_max_len)
         queries, targets, query_video = [], [], []
         for b, it in enumerate(items):
