@@ -31,7 +31,7 @@ def _step(title: str, fn: Callable[[], str]) -> None:
     print(f"   {summary} ({time.perf_counter() - t0:.1f} s)", flush=True)
 
 
-def make_corpus_step(out: Path, preset: str, seed: int) -> str:
+def make_corpus_step(out: Path, preset: str, seed: int, progress: bool = True) -> str:
     from tempovl.data.corpus import make_corpus
 
     card_path = out / "card.json"
@@ -40,7 +40,7 @@ def make_corpus_step(out: Path, preset: str, seed: int) -> str:
         if card.get("preset") == preset and card.get("seed") == seed:
             return f"corpus already at {out} (preset {preset}, seed {seed})"
         raise InputError(f"{out} holds a corpus of another preset/seed; choose another OUT")
-    card = make_corpus(out, preset=preset, seed=seed, progress=True)
+    card = make_corpus(out, preset=preset, seed=seed, progress=progress)
     return f"{sum(card['videos'].values())} videos, vocabulary {card['vocab_size']} words -> {out}"
 
 
@@ -53,11 +53,11 @@ def validate_step(corpus: Path) -> str:
     return "all annotation files valid"
 
 
-def features_step(corpus: Path, out: Path, extractor: str, size: int) -> str:
+def features_step(corpus: Path, out: Path, extractor: str, size: int, progress: bool = True) -> str:
     from tempovl.data.features.extract import extract_features, find_videos
 
     report = extract_features(
-        find_videos(corpus / "videos"), out, extractor=extractor, interval=1.5, size=size
+        find_videos(corpus / "videos"), out, extractor=extractor, interval=1.5, size=size, progress=progress
     )
     return f"{report.total} videos in the feature store {out} ({extractor})"
 
@@ -151,10 +151,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     _step(
         f"1. demo corpus (preset {args.preset}, seed {args.seed})",
-        lambda: make_corpus_step(corpus, args.preset, args.seed),
+        lambda: make_corpus_step(corpus, args.preset, args.seed, args.progress),
     )
     _step("2. validate annotations", lambda: validate_step(corpus))
-    _step("3. frame features", lambda: features_step(corpus, features, args.extractor, args.size))
+    _step(
+        "3. frame features", lambda: features_step(corpus, features, args.extractor, args.size, args.progress)
+    )
     _step(
         f"4. HERO pre-training ({'+'.join(t.upper() for t in tasks)})",
         lambda: train_step("hero-tiny-pretrain", out / "hero-pretrain", data + scale),
