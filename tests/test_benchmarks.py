@@ -68,5 +68,5 @@ def test_serve_benchmark_runs_the_real_server(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
-    assert "| 1 | 10 | 0 |" in text and "| 5 | 10 | 0 |" in text, text
+    assert "| 1 | 10 | 0 | 0 |" in text and "| 5 | 10 | 0 | 0 |" in text, text
     assert "5 answered, 0 errors" in text and "target: 0 errors; measured 0 (met)" in text, text
