@@ -146,13 +146,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument(
-        "--matmul-n", type=int, default=0, help="matmul size for the peak (default 8192 GPU, 2048 CPU)"
+        "--matmul-n", type=int, default=0, help="matmul size for the peak (default 8192 GPU, 4096 CPU)"
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default="runs/bench/hitea.md")
     args = p.parse_args()
     if not args.matmul_n:
-        args.matmul_n = 8192 if (args.device != "cpu" and torch.cuda.is_available()) else 2048
+        args.matmul_n = 8192 if (args.device != "cpu" and torch.cuda.is_available()) else 4096
     print(HEADER)
     print("|" + "---|" * HEADER.count(" | ") + "---|")
     rows = run(args)
