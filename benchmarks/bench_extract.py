@@ -17,7 +17,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from machine import machine_line
+from machine import machine_line, publish, target_line
 
 from tempovl.data.features.extract import extract_features, find_videos
 
@@ -85,17 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {s} | {n} | {vs:.1f} | {ws:.2f} | {sp:.1f} |" for s, n, vs, ws, sp in rows]
     for s, _, _, _, sp in rows:
         if s == TARGET_EXTRACTOR:
-            met = "met" if sp >= TARGET_SPEED else "not met"
-            lines.append(
-                f"\ntarget ({s} at 224 px, 2 cores): >= {TARGET_SPEED:g} video-s / wall-s; measured {sp:.1f} "
-                f"at {args.size} px ({met})"
-            )
-    lines.append("\n" + machine_line())
-    text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+            target = f"{s} at 224 px on 2 cores >= {TARGET_SPEED:g} video-s / wall-s"
+            lines += ["", target_line(target, f"{sp:.1f} at {args.size} px", sp >= TARGET_SPEED)]
+    lines += ["", machine_line()]
+    publish("\n".join(lines), args.out)
     return 0
 
 

@@ -26,9 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
-from machine import machine_line
-
-from tempovl.io import atomic_open
+from machine import machine_line, publish, target_line
 
 QUERIES = [
     "someone opens the box",
@@ -217,27 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     by = {r["concurrency"]: r for r in levels}
     if 1 in by and 50 in by:
-        ratio = by[50]["per_s"] / by[1]["per_s"]
-        met = ratio >= TARGETS["throughput_ratio"]
-        lines.append(
-            f"target: searches/s at 50 >= {TARGETS['throughput_ratio']:g}x at 1; measured {ratio:.2f}x ({'met' if met else 'not met'})"
-        )
-        p99 = by[50]["p99"]
-        lines.append(
-            f"target: p99 at 50 <= {TARGETS['p99_50_s']:g} s; measured {p99:.3f} s ({'met' if p99 <= TARGETS['p99_50_s'] else 'not met'})"
-        )
+        ratio, p99 = by[50]["per_s"] / by[1]["per_s"], by[50]["p99"]
+        target = f"searches/s at 50 >= {TARGETS['throughput_ratio']:g}x at 1"
+        lines.append(target_line(target, f"{ratio:.2f}x", ratio >= TARGETS["throughput_ratio"]))
+        target = f"p99 at 50 <= {TARGETS['p99_50_s']:g} s"
+        lines.append(target_line(target, f"{p99:.3f} s", p99 <= TARGETS["p99_50_s"]))
     rp99 = ranges["p99"]
-    lines.append(
-        f"target: Range p99 under the flood <= {1000 * TARGETS['range_p99_s']:.0f} ms; measured {1000 * rp99:.1f} ms ({'met' if rp99 <= TARGETS['range_p99_s'] else 'not met'})"
-    )
+    target = f"Range p99 under the flood <= {1000 * TARGETS['range_p99_s']:.0f} ms"
+    lines.append(target_line(target, f"{1000 * rp99:.1f} ms", rp99 <= TARGETS["range_p99_s"]))
     total_errors = sum(r["errors"] for r in levels) + ranges["errors"]
-    lines.append(f"target: 0 errors; measured {total_errors} ({'met' if total_errors == 0 else 'not met'})")
+    lines.append(target_line("0 errors", str(total_errors), total_errors == 0))
     lines.append(machine_line())
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(args.out, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    publish("\n".join(lines), args.out)
     return 0
 
 

@@ -46,11 +46,10 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hero import make_clips  # noqa: E402
 from bench_hitea import make_batch  # noqa: E402
-from machine import machine_line, matmul_peak, sync  # noqa: E402
+from machine import machine_line, matmul_peak, publish, sync  # noqa: E402
 
 from tempovl.config import load_config  # noqa: E402
 from tempovl.data.packing import pack_clips  # noqa: E402
-from tempovl.io import atomic_open  # noqa: E402
 from tempovl.registry import build_model  # noqa: E402
 from tempovl.tasks.hitea.losses import pretraining_losses  # noqa: E402
 
@@ -272,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{str(k).split('.')[-1]} {v / 1e12:.1f} TFLOP/s" for k, v in peaks.items())
     )
     print(lines[-1])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(args.out, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    publish("\n".join(lines), args.out, echo=False)  # the rows were printed as they ran
     with contextlib.suppress(Exception):
         import torch.distributed as dist
 

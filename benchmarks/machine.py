@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import platform
 import time
+from pathlib import Path
 
 import torch
+
+from tempovl.io import atomic_open
 
 
 def cpu_model() -> str:
@@ -67,3 +70,18 @@ def matmul_peak(device: torch.device | str, dtype: torch.dtype, n: int = 2048, r
         sync(device)
         best = max(best, 2 * n**3 / (time.perf_counter() - t))
     return best
+
+
+def target_line(target: str, measured: str, met: bool) -> str:
+    """An issue's target beside this run's figure: ``target: T; measured M (met | not met)``."""
+    return f"target: {target}; measured {measured} ({'met' if met else 'not met'})"
+
+
+def publish(text: str, out: str | Path, echo: bool = True) -> None:
+    """Print a benchmark's report (unless it was printed as it went) and write it to `out` (atomically,
+    folders created)."""
+    if echo:
+        print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "w", encoding="utf-8") as f:
+        f.write(text.rstrip("\n") + "\n")
