@@ -77,12 +77,29 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+SECTIONS = ("model", "task", "data", "train")  # the top level of every config
+
+
 def load_config(spec: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Load `spec` with its `defaults` chain, then apply ``a.b=value`` overrides. Returns a plain dict."""
-    cfg = _load_with_defaults(resolve(spec), seen=())
+    """Load `spec` with its `defaults` chain, then apply ``a.b=value`` overrides. Returns a plain dict.
+    A top-level section other than :data:`SECTIONS` is an error, as an unknown key inside one is."""
+    path = resolve(spec)
+    cfg = _load_with_defaults(path, seen=())
+    _check_sections(cfg, f"{path}")
     for item in overrides:
         apply_override(cfg, item)
+        _check_sections(cfg, f"override {item!r}")
     return cfg
+
+
+def _check_sections(cfg: dict, where: str) -> None:
+    for key in cfg:
+        if key not in SECTIONS:
+            close = difflib.get_close_matches(str(key), SECTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{where}: unknown config section {key!r}{hint}; known sections: {', '.join(SECTIONS)}"
+            )
 
 
 def _load_with_defaults(path: Path, seen: tuple[Path, ...]) -> dict:

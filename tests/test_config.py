@@ -69,3 +69,15 @@ def test_invalid_yaml_names_file(tmp_path):
     bad.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match="bad.yaml"):
         load_config(bad)
+
+
+def test_an_unknown_section_is_an_error_like_an_unknown_key(tmp_path):
+    """`trian.lr=0.1` or a `modle:` block used to run silently on the defaults (issue 13's guards)."""
+    with pytest.raises(ConfigError, match=r"unknown config section 'trian' \(did you mean 'train'\?\)"):
+        load_config("task/toy", ["trian.lr=0.1"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defaults: [task/toy]\nmodle:\n  x: 1\n")
+    with pytest.raises(
+        ConfigError, match=rf"{bad}: unknown config section 'modle' \(did you mean 'model'\?\)"
+    ):
+        load_config(str(bad))

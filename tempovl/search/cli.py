@@ -157,26 +157,30 @@ def _search_queries(searcher, args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import logging
+    import socket
 
     import uvicorn
 
-    from tempovl.search.service import create_app
+    from tempovl.search.service import LOOPBACK_HOSTS, create_app
 
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
+    if args.host not in LOOPBACK_HOSTS and not args.token:
         logging.getLogger(__name__).warning(
             "serve: listening on %s without --token: anyone who can reach it can search and read the videos",
             args.host,
         )
-    from tempovl.search.service import LOOPBACK_HOSTS
-
-    hosts = [*LOOPBACK_HOSTS, args.host, *args.allow_host]
-    wildcard = args.host in (
-        "0.0.0.0",
-        "::",
-    )  # reached by any of the machine's names: say which with --allow-host
-    app = create_app(
-        args.index, token=args.token, allowed_hosts=None if wildcard and not args.allow_host else hosts
-    )
+    try:  # a busy port is said before anything claims to serve
+        family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((args.host, args.port))
+    except OSError as e:
+        raise InputError(
+            f"serve: cannot listen on {args.host}:{args.port} ({e.strerror}); pick another --port"
+        ) from None
+    # a wildcard address is reached by any of the machine's names: say which with --allow-host
+    wildcard = args.host in ("0.0.0.0", "::") and not args.allow_host
+    hosts = None if wildcard else [*LOOPBACK_HOSTS, args.host, *args.allow_host]
+    app = create_app(args.index, token=args.token, allowed_hosts=hosts)
     print(f"serving {args.index} on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

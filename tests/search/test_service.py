@@ -255,3 +255,15 @@ def test_a_full_queue_answers_503_with_retry_after(searcher, monkeypatch):
     assert 200 in codes and 503 in codes and set(codes) <= {200, 503}, codes
     busy = next(r for r in replies if r.status_code == 503)
     assert busy.headers["retry-after"] == "1" and "busy" in busy.json()["error"]
+
+
+def test_serve_on_a_busy_port_says_so_before_claiming_to_serve(search_index, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(search_index), "--port", str(port)]) == 2
+    out = capsys.readouterr()
+    assert "serving" not in out.out and f"cannot listen on 127.0.0.1:{port}" in out.err
