@@ -504,9 +504,11 @@ def probe_durations(video_dir: str | os.PathLike, problems: list[str] | None = N
     """{vid_name: duration in seconds} for every video file under `video_dir`, read from headers."""
     import av
 
+    from tempovl.data.video import VIDEO_EXTENSIONS
+
     out: dict[str, float] = {}
     for p in sorted(Path(video_dir).glob("*")):
-        if p.suffix.lower() not in (".mp4", ".mkv", ".webm", ".avi", ".mov"):
+        if p.suffix.lower() not in VIDEO_EXTENSIONS:
             continue
         try:
             with av.open(str(p)) as container:

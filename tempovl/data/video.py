@@ -23,6 +23,11 @@ from tempovl.data.align import num_frames_covering
 from tempovl.errors import InputError
 
 # a decode that stops this far before the declared end of the stream means the file is truncated
+# The one list of video files every command reads (features extract, index build, data validate, predict
+# takes any file): what phones, cameras, the web and the public datasets publish
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".mpv", ".ts", ".wmv", ".flv", ".3gp",
+)  # fmt: skip
 _TRUNCATION_SLACK_S = 1.0
 _TRUNCATION_SLACK_FRAC = 0.1
 

@@ -31,6 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tempovl.data.subtitles import Sentence, read_subtitle_file
+from tempovl.data.video import VIDEO_EXTENSIONS
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import atomic_path, exclusive_lock, write_json
 from tempovl.search.encoders import MomentEncoder, VideoEncoding, build_encoder
@@ -40,7 +41,6 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines wo
 
 FORMAT = "tempovl-search-index"
 VERSION = 1
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
 APPROX_KINDS = ("none", "hnsw", "ivf")
 
@@ -84,7 +84,7 @@ def find_videos(inputs: list[str | os.PathLike]) -> list[tuple[str, Path]]:
             pairs = [
                 (p.relative_to(root).with_suffix("").as_posix(), p)
                 for p in sorted(root.rglob("*"))
-                if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and not p.name.startswith(".")
+                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
             ]
         elif root.is_file():
             pairs = [(root.stem, root)]

@@ -151,3 +151,18 @@ def test_truncated_faststart_file_is_detected_while_decoding(tmp_path):
     with pytest.raises(InputError, match="cut.mp4.*truncated"):
         read_windows(cut, size=None)
     assert len(read_windows(full, size=None)[0]) == 7
+
+
+def test_one_list_of_video_extensions_for_every_command(tmp_path):
+    """`features extract` and `index build` find the same files, and what people have (issue 13)."""
+    from tempovl.data.features.extract import find_videos as feature_videos
+    from tempovl.data.video import VIDEO_EXTENSIONS
+    from tempovl.search.index import find_videos as index_videos
+
+    wanted = ".mp4 .m4v .mov .mkv .webm .avi .mpg .mpeg .mpv .ts .wmv .flv .3gp".split()
+    assert set(wanted) <= set(VIDEO_EXTENSIONS)
+    for i, ext in enumerate(wanted):
+        (tmp_path / f"v{i}{ext.upper() if i % 2 else ext}").write_bytes(b"")
+    (tmp_path / "notes.srt").write_text("")
+    assert len(feature_videos(tmp_path)) == len(wanted)
+    assert len(index_videos([tmp_path])) == len(wanted)

@@ -14,7 +14,8 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     sub = parser.add_subparsers(dest="features_command", required=True, metavar="ACTION")
     ex = sub.add_parser("extract", help="extract per-window features of videos into a sharded store")
     ex.add_argument(
-        "videos", help="a folder (searched recursively for .mp4/.mkv/.webm/.avi) or a text file of paths"
+        "videos",
+        help="a folder (searched recursively for video files, tempovl.data.video.VIDEO_EXTENSIONS) or a text file of paths",
     )
     ex.add_argument("out", help="output feature store folder (resumed if it exists)")
     ex.add_argument(

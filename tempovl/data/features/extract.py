@@ -22,13 +22,12 @@ from tqdm.auto import tqdm
 from tempovl.data.features import oracle
 from tempovl.data.features.extractors import ConcatExtractor, FrameExtractor, build_extractor
 from tempovl.data.features.store import FeatureWriter
-from tempovl.data.video import iter_windows, probe
+from tempovl.data.video import VIDEO_EXTENSIONS, iter_windows, probe
 from tempovl.errors import InputError
 from tempovl.io import write_json
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi")
 BAD_VIDEOS_FILE = "bad_videos.json"
 _WEIGHTED = ("mobilenet_v2", "clip")
 
