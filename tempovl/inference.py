@@ -125,6 +125,22 @@ def extract_video(path: str | Path, spec: str, interval: float, size: int | None
     return np.concatenate(feats, axis=0)
 
 
+def extract_as_trained(
+    video: str | Path,
+    cfg: dict,
+    extractor: str | None = None,
+    interval: float | None = None,
+    size: int | None = None,
+) -> tuple[np.ndarray, float]:
+    """Features (T, F) of a video file as checkpoint config `cfg` was trained on (or with the given
+    extractor / interval / size instead), and their interval in seconds."""
+    if not Path(video).is_file():
+        raise InputError(f"{video}: no such video file")
+    spec, step, frame_size = extraction_settings(cfg)
+    step = interval or step
+    return extract_video(video, extractor or spec, step, size or frame_size), step
+
+
 def predict(
     ckpt: str | Path,
     video: str | Path,
@@ -165,9 +181,8 @@ def predict(
     if task.predict_input == "video":  # models over raw frames (HiTeA) read the file
         inputs = str(video)
     else:  # models over frame features (HERO) get them extracted on the fly, as the checkpoint was trained
-        spec, step, frame_size = extraction_settings(cfg)
-        inputs = extract_video(video, extractor or spec, interval or step, size or frame_size)
-        given.setdefault("interval", interval or step)
+        inputs, step = extract_as_trained(video, cfg, extractor, interval, size)
+        given.setdefault("interval", step)
     result = task.predict(PredictRequest(video=inputs, sentences=sentences, **given))
     return {"checkpoint": str(path), "task": name, "video": str(video), **result}
 
@@ -207,11 +222,8 @@ def encode_video(
     ``data.interval`` seconds (features extracted as the checkpoint's were; subtitles from SRT / WebVTT)."""
     from tempovl.data.subtitles import read_subtitle_file
 
-    if not Path(video).is_file():
-        raise InputError(f"{video}: no such video file")
     task, cfg = load_retrieval_task(ckpt, device)
-    spec, step, size = extraction_settings(cfg)
-    feats = extract_video(video, spec, step, size)
+    feats, step = extract_as_trained(video, cfg)
     sentences = read_subtitle_file(subtitles) if subtitles else []
     return task.encode_whole_video(feats, sentences, step, where=str(video)).float().cpu().numpy()
 
