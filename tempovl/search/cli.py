@@ -60,6 +60,20 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
             metavar="NAME",
             help="also answer requests for this Host name (the loopback names and --host always are)",
         )
+        parser.add_argument(
+            "--header-timeout",
+            type=float,
+            default=10.0,
+            metavar="S",
+            help="close a connection whose request head has not arrived in S seconds (default 10)",
+        )
+        parser.add_argument(
+            "--body-timeout",
+            type=float,
+            default=30.0,
+            metavar="S",
+            help="408 and close when a request body has not arrived in S seconds (default 30)",
+        )
         parser.set_defaults(func=_serve)
     else:
         raise ValueError(f"tempovl.search.cli cannot serve sub-command {name!r}")
@@ -162,7 +176,10 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tempovl.search.service import LOOPBACK_HOSTS, create_app
+    from tempovl.search.service_http import server_config
 
+    if not (args.header_timeout > 0 and args.body_timeout > 0):
+        raise InputError("serve: --header-timeout and --body-timeout must be > 0 seconds")
     if args.host not in LOOPBACK_HOSTS and not args.token:
         logging.getLogger(__name__).warning(
             "serve: listening on %s without --token: anyone who can reach it can search and read the videos",
@@ -182,5 +199,8 @@ def _serve(args: argparse.Namespace) -> int:
     hosts = None if wildcard else [*LOOPBACK_HOSTS, args.host, *args.allow_host]
     app = create_app(args.index, token=args.token, allowed_hosts=hosts)
     print(f"serving {args.index} on http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    config = server_config(
+        app, args.host, args.port, header_timeout=args.header_timeout, body_timeout=args.body_timeout
+    )
+    uvicorn.Server(config).run()
     return 0

@@ -1,35 +1,44 @@
 """The HTTP service (FastAPI): JSON search, health, the indexed video files, and the web page.
 
     GET  /                 the search page (tempovl/search/static, no build step, nothing from a CDN)
-    GET  /api/health       {"status": "ok", "videos", "frames", "encoder"}
+    GET  /api/health       {"status": "ok", "videos", "frames", "hours", "encoder", "token_required",
+                           "threshold", "searches"}: open without a token
+    GET  /api/info         the index's size and encoder, "threshold" and a few "examples" (subtitle lines)
     POST /api/search       {"query": str, "k": int = 10, "approx": bool = false} -> {"query", "k",
-                           "took_ms", "hits": [Hit..., each with "url" of its video]}
+                           "took_ms", "threshold", "relevant", "hits": [Hit..., each with "url" of its
+                           video], "groups": the hits grouped by video (service_results.group_hits)}
     GET  /api/videos/{n}   the n-th indexed video file, with HTTP Range requests (206 + Content-Range)
+    GET  /api/videos/{n}/thumbnail?t=S   a small JPEG of the frame at S seconds (service_media)
+    GET  /api/videos/{n}/captions.vtt    the video's indexed subtitles as WebVTT
+
+"threshold" is the searcher's calibrated `threshold` on a hit's video score (None: not calibrated);
+"relevant" is false when the best video score of a search is below it (null without a threshold).
 
 Video files are reached only by their number in the index; no part of a URL is ever resolved as a
 path on disk, so nothing outside the indexed files can be read. With a token, every /api route
-except health needs "Authorization: Bearer TOKEN"; only the video route also takes it as
-?access_token=TOKEN (the page's <video> elements cannot send headers), so a token in a URL never opens
-the search API. Every 4xx, unknown routes and unparseable bodies included, is {"error": message}.
+except health needs "Authorization: Bearer TOKEN"; only the video routes (file, thumbnail, captions)
+also take it as ?access_token=TOKEN (<video>, <img> and <track> cannot send headers), so a token in a
+URL never opens the search API. Every 4xx, unknown routes and unparseable bodies included, is {"error": message}.
 
 Load: concurrent searches are micro-batched (:class:`SearchBatcher`): one worker thread, of its own,
 takes every waiting request (up to MAX_BATCH), encodes their queries in one forward pass and answers
 each, so throughput grows with concurrency instead of queueing one search behind another. At most
 MAX_WAITING searches wait; past that a search gets 503 with Retry-After. A request whose client has
 gone is dropped before any work is done for it. Video files stream from the event loop and the
-default thread pool, never behind a search.
+default thread pool, thumbnails decode on a pool of their own, never behind a search.
 
 Hardening: request bodies over MAX_BODY_BYTES get 413 before they are read into memory; with
 `allowed_hosts` (what `tempovl serve` passes: the loopback names and the address it listens on), a
 request whose Host header is not one of them gets 421, so a page on another site cannot read a
 token-less local server through DNS rebinding; a Range header whose numbers do not fit a file size
-gets 416.
+gets 416. Header and body read timeouts are the server's (service_http, what `tempovl serve` runs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import mimetypes
 import os
 import re
@@ -47,6 +56,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tempovl.errors import InputError
 from tempovl.search.searcher import Hit, Searcher
+from tempovl.search.service_media import DECODE_ERRORS, ThumbnailBusy, Thumbnails, webvtt
+from tempovl.search.service_results import example_queries, group_hits
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 500
@@ -63,7 +74,7 @@ _MAX_RANGE_DIGITS = 18  # more digits than any file size: 416 (int() of 4,300+ d
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(default=10, ge=1, le=MAX_K)
-    approx: bool = False
+    approx: bool | None = None  # None: the searcher's choice
 
     @field_validator("query")
     @classmethod
@@ -207,6 +218,25 @@ def create_app(
     searcher = index if isinstance(index, Searcher) else Searcher(index)
     app = FastAPI(title="tempovl search", docs_url=None, redoc_url=None, openapi_url=None)
     batcher = SearchBatcher(searcher, max_waiting=max_waiting)
+    thumbnails = Thumbnails()
+    hours = round(
+        sum(float(v.get("duration") or 0.0) for v in searcher.manifest["videos"].values()) / 3600, 3
+    )
+    examples: list[str] = []
+
+    def threshold() -> float | None:
+        value = getattr(searcher, "threshold", None)  # calibrated by the index build; None: not known
+        return None if value is None else float(value)
+
+    def indexed_file(video_idx: int) -> Path | JSONResponse:
+        try:
+            path = searcher.video_path(video_idx)
+        except IndexError:
+            return _error(404, f"no video number {video_idx} in this index ({searcher.num_videos} videos)")
+        if not path.is_file():
+            return _error(410, f"video {video_idx} was indexed but its file is gone; rebuild the index")
+        return path
+
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
 
     @app.exception_handler(RequestValidationError)
@@ -245,14 +275,30 @@ def create_app(
             "status": "ok",
             "videos": searcher.num_videos,
             "frames": searcher.num_frames,
+            "hours": hours,
             "encoder": searcher.manifest["encoder"]["name"],
             "auth": bool(token),
+            "token_required": bool(token),
+            "threshold": threshold(),
             "searches": {
                 "waiting": batcher.waiting(),
                 "answered": batcher.searched,
                 "batches": batcher.batches,
                 "dropped": batcher.dropped,
             },
+        }
+
+    @app.get("/api/info")
+    def info() -> dict:
+        if not examples:
+            examples.extend(example_queries(searcher))
+        return {
+            "videos": searcher.num_videos,
+            "frames": searcher.num_frames,
+            "hours": hours,
+            "encoder": searcher.manifest["encoder"]["name"],
+            "threshold": threshold(),
+            "examples": examples,
         }
 
     @app.post("/api/search", response_model=None)
@@ -268,24 +314,56 @@ def create_app(
             )
         except InputError as e:
             return _error(400, str(e))
-        out = []
-        for h in hits:
-            d = h.to_dict()
+        out = [{**h.to_dict(), "url": f"/api/videos/{h.video_idx}"} for h in hits]
+        groups = group_hits(out)  # reads the file names from "path"
+        for d in out:
             d.pop("path")  # the server's file layout is not the client's business
-            d["url"] = f"/api/videos/{h.video_idx}"
-            out.append(d)
         took_ms = round(1000 * (time.perf_counter() - started), 2)
-        return {"query": req.query, "k": req.k, "took_ms": took_ms, "hits": out}
+        limit = threshold()
+        relevant = None if limit is None else bool(hits) and max(h.video_score for h in hits) >= limit
+        return {
+            "query": req.query,
+            "k": req.k,
+            "took_ms": took_ms,
+            "threshold": limit,
+            "relevant": relevant,
+            "hits": out,
+            "groups": groups,
+        }
 
     @app.get("/api/videos/{video_idx}")
     def video(video_idx: int, request: Request) -> Response:
-        try:
-            path = searcher.video_path(video_idx)
-        except IndexError:
-            return _error(404, f"no video number {video_idx} in this index ({searcher.num_videos} videos)")
-        if not path.is_file():
-            return _error(410, f"video {video_idx} was indexed but its file is gone; rebuild the index")
+        path = indexed_file(video_idx)
+        if isinstance(path, Response):
+            return path
         return _file_response(path, request.headers.get("range"))
+
+    @app.get("/api/videos/{video_idx}/thumbnail")
+    async def thumbnail(video_idx: int, t: float = 0.0) -> Response:
+        path = indexed_file(video_idx)
+        if isinstance(path, Response):
+            return path
+        if not math.isfinite(t):
+            return _error(422, f"t: a time in seconds, got {t}")
+        duration = float(searcher.manifest["videos"][searcher.data.video_ids[video_idx]]["duration"])
+        try:
+            jpeg = await thumbnails.get(path, t, duration)
+        except ThumbnailBusy:
+            return JSONResponse(
+                {"error": "busy: too many thumbnails are waiting; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        except DECODE_ERRORS as e:
+            return _error(422, f"video {video_idx}: no frame could be decoded at {t} s ({e})")
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/videos/{video_idx}/captions.vtt")
+    def captions(video_idx: int) -> Response:
+        if not 0 <= video_idx < searcher.num_videos:
+            return _error(404, f"no video number {video_idx} in this index ({searcher.num_videos} videos)")
+        subs = searcher.subtitles(searcher.data.video_ids[video_idx])
+        return Response(webvtt(subs), media_type="text/vtt; charset=utf-8")
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -97,14 +97,17 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """A real uvicorn server on 127.0.0.1 in a background thread, stopped by `stop()`."""
+    """A real uvicorn server on 127.0.0.1 in a background thread, stopped by `stop()`; configured as
+    `tempovl serve` configures it (`timeouts`: header_timeout / body_timeout in seconds)."""
 
-    def __init__(self, app):
+    def __init__(self, app, **timeouts):
         import uvicorn
+
+        from tempovl.search.service_http import server_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        config = server_config(app, "127.0.0.1", self.port, access_log=False, **timeouts)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -135,6 +138,20 @@ def live_server_token(searcher):
     server = LiveServer(create_app(searcher, token="s3cret"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_factory():
+    """Start more live servers (`factory(app, **timeouts)`); all are stopped at the end of the session."""
+    servers = []
+
+    def start(app, **timeouts) -> LiveServer:
+        servers.append(LiveServer(app, **timeouts))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
