@@ -1,19 +1,21 @@
-"""Moment-search benchmark: index build throughput and query latency on a corpus folder, and exact vs
-approximate faiss search on a large synthetic index.
+"""Moment-search benchmark: index build and query latency on a corpus folder, on realistic synthetic
+indexes of 1M and 10M frame vectors, and on hour-long videos, all through `build_index` and `Searcher`.
 
-    python benchmarks/bench_search.py                              # demo corpus + 100k x 100 synthetic
-    python benchmarks/bench_search.py --corpus runs/corpus/demo --videos 2000 --out runs/bench/search.md
+    python benchmarks/bench_search.py                                  # demo corpus, 1M, 10M, long videos
+    python benchmarks/bench_search.py --corpus none --realistic 10000 --long-videos 0   # 1M only
 
-Part 1 (real): builds an index of the corpus's videos with the subtitle-only baseline (videos/s,
-frames/s), then runs its TVR queries (repeated to --queries) through `Searcher.search`, exact and
-approximate: latency p50/p99 (ms, including query encoding) and video R@10.
+Part 1 (real): an index of the corpus's videos with the subtitle-only baseline (videos/s, frames/s),
+its TVR queries (repeated to --queries) through `Searcher.search`, exact and approximate: latency
+p50/p99 (ms, including query encoding) and video R@10.
 
-Part 2 (synthetic): --videos x --frames random unit vectors of dimension --dim (default 64: 100k x
-100 frames = 10M vectors is 2.6 GB at d=64, but 15 GB at the baseline's d=384, too big for RAM).
-Frames of a video scatter around a random video centre (so a video is a cluster, like real footage);
-queries are noisy copies of random frames. For each faiss kind: build time, and per query the top-10
-videos by max frame score (`rank_videos`, as the searcher does): latency p50/p99 and recall@10 of
-the approximate top-10 videos against the exact ones.
+Part 2 (realistic synthetic, --realistic): N videos of ~--frames frames (d = --dim, 256 by default)
+from `RealisticEncoder` (topics, scenes, near-duplicate consecutive frames; uniform random vectors
+would be IVF's worst case), built by `build_index` (so the automatic choice, the IVF training and the
+nprobe calibration are the product's), queried through `Searcher.search`: p50/p99, video recall@10
+against exact search, raw frame recall@10 of the IVF-SQ8 index, the process's memory, build time.
+The synthetic indexes are kept under --workdir (10M x 256 float32 is 10 GB of shards on disk).
+
+Part 3 (--long-videos): one-hour videos: query latency (moment decoding is linear in length).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_line, publish, target_line
 
 
 def _pct(times_s: list[float], q: float) -> float:
@@ -85,71 +88,197 @@ def bench_corpus(corpus: Path, num_queries: int, approx: str) -> list[tuple]:
     return rows
 
 
-def synthetic_frames(videos: int, frames: int, dim: int, spread: float, seed: int) -> np.ndarray:
-    """(videos * frames, dim) unit vectors clustered per video, made in chunks to bound memory."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((videos * frames, dim), dtype=np.float32)
-    chunk = max(1, 200_000 // frames)
-    for v0 in range(0, videos, chunk):
-        n = min(chunk, videos - v0)
-        centres = rng.standard_normal((n, 1, dim), dtype=np.float32)  # (n, 1, d)
-        block = centres + spread * rng.standard_normal((n, frames, dim), dtype=np.float32)  # (n, F, d)
-        block /= np.linalg.norm(block, axis=-1, keepdims=True)
-        out[v0 * frames : (v0 + n) * frames] = block.reshape(n * frames, dim)  # (n * F, d)
-    return out
+class RealisticEncoder:
+    """A stand-in moment encoder whose videos and queries are realistic frame embeddings, made from
+    the file name, so that a synthetic index goes through `build_index` and `Searcher` like a real one.
+
+    Video "v{n}" belongs to one of `topics` topics; its frames come in scenes (mean 8 frames): a scene
+    vector near the video's centre, its frames near-duplicates of it (clustered, consecutive frames
+    alike, as real footage). The query "v{n} s{k}" is a noisy copy of scene k of video n (a text
+    query near one moment). Uniform random vectors would be IVF's worst case and mislead.
+    """
+
+    name = spec = "realistic-synthetic"
+    fingerprint = "realistic-synthetic-v1"
+
+    def __init__(self, dim: int = 256, frames: int = 100, topics: int = 1000, interval: float = 1.5):
+        self.dim, self.frames, self.interval = dim, frames, interval
+        rng = np.random.default_rng(12345)
+        self.topics = _unit(rng.standard_normal((topics, dim)).astype(np.float32))
+
+    def _video(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frame_embs (T, d), scene vectors (S, d), scene of each frame (T,)) of video n."""
+        rng = np.random.default_rng(n)
+        num = int(rng.integers(max(1, self.frames // 5), self.frames * 9 // 5 + 1))
+        scene_of = np.cumsum(rng.random(num) < 1 / 8)  # (T,) a new scene every ~8 frames
+        centre = _unit(self.topics[n % len(self.topics)] + 0.9 * _noise(rng, 1, self.dim))
+        scenes = _unit(centre + 0.8 * _noise(rng, int(scene_of[-1]) + 1, self.dim))  # (S, d)
+        frames = _unit(scenes[scene_of] + 0.2 * _noise(rng, num, self.dim))  # (T, d)
+        return frames, scenes, scene_of
+
+    def num_scenes(self, n: int) -> int:
+        return len(self._video(n)[1])
+
+    def encode_video(self, video_path, subtitles):
+        from tempovl.search.encoders import VideoEncoding
+
+        frames, _, _ = self._video(int(Path(video_path).stem[1:]))
+        starts = np.arange(len(frames)) * self.interval
+        spans = np.stack([starts, starts + self.interval], axis=1).astype(np.float32)  # (T, 2)
+        return VideoEncoding(frames, spans, float(spans[-1, 1]))
+
+    def encode_query(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for text in texts:
+            video, scene = (int(part[1:]) for part in text.split())
+            _, scenes, _ = self._video(video)
+            rng = np.random.default_rng([video, scene])
+            out.append(_unit(scenes[scene % len(scenes)] + 0.6 * _noise(rng, 1, self.dim))[0])
+        return np.stack(out).astype(np.float32)  # (Q, d)
+
+    def localize(self, query_vec, frame_embs):
+        sim = np.asarray(frame_embs, dtype=np.float64) @ np.asarray(query_vec, dtype=np.float64)  # (T,)
+        probs = np.exp(10 * (sim - sim.max()))
+        return probs / probs.sum(), probs / probs.sum()
 
 
-def bench_synthetic(
-    videos: int, frames: int, dim: int, num_queries: int, kinds: list[str], nprobes: list[int], seed: int
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _noise(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
+    return rng.standard_normal((n, dim), dtype=np.float32) / np.sqrt(dim)
+
+
+def _rss_gib() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in GiB."""
+    status = Path("/proc/self/status").read_text()
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Vm")}
+    return kb.get("VmRSS", 0) / 2**20, kb.get("VmHWM", 0) / 2**20
+
+
+def bench_realistic(
+    videos: int, frames: int, dim: int, num_queries: int, workdir: Path, seed: int
 ) -> list[tuple]:
-    from tempovl.search.index import build_faiss
-    from tempovl.search.searcher import rank_videos
+    """Build an index of `videos` realistic synthetic videos with `build_index` (auto approximate
+    index) and query it through `Searcher`: approximate (the default above the size threshold) and
+    exact; recall@10 of videos and of raw frames against exact."""
+    from tempovl.search.index import build_index, load_manifest
+    from tempovl.search.searcher import Searcher
 
+    encoder = RealisticEncoder(dim=dim, frames=frames)
+    root = workdir / f"realistic-{videos}x{frames}-d{dim}"
+    files = root / "videos"
+    index = root / "index"
+    files.mkdir(parents=True, exist_ok=True)
+    for n in range(videos):  # empty stand-in files: the encoder makes the frames from the name
+        path = files / f"{n // 1000:04d}" / f"v{n:07d}.mp4"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            path.touch()
     t0 = time.perf_counter()
-    embs = synthetic_frames(videos, frames, dim, spread=0.8, seed=seed)
-    frame_video = np.repeat(np.arange(videos, dtype=np.int32), frames)  # (N,)
+    report = build_index([files], index, encoder, shard_size=2000, progress=True)
+    build_s = time.perf_counter() - t0
+    approx = load_manifest(index)["approx"]
     rows = [
         (
-            f"synthetic {videos} videos x {frames} frames, d={dim}",
-            f"{len(embs):,} vectors",
-            f"{embs.nbytes / 2**30:.2f} GiB",
-            f"made in {time.perf_counter() - t0:.1f} s",
+            f"build {videos:,} videos, {report.frames or approx.get('frames', 0):,} frames, d={dim}",
+            f"{build_s:.0f} s in all (this call)",
+            f"approx index: {approx.get('how', '-')} in {approx.get('seconds', '-')} s",
+            f"calibrated nprobe {approx.get('nprobe', '-')}, recall@10 {approx.get('recall', '-')}",
         )
     ]
-    rng = np.random.default_rng(seed + 1)
-    picks = rng.integers(0, len(embs), num_queries)
-    queries = embs[picks] + 0.5 * rng.standard_normal((num_queries, dim), dtype=np.float32) / np.sqrt(dim)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    exact_top = None
-    for kind in ["exact"] + [k for k in kinds if k != "exact"]:
-        t0 = time.perf_counter()
-        index = build_faiss(kind, embs, seed=seed)
-        build_s = time.perf_counter() - t0
-        for nprobe in nprobes if kind == "ivf" else [0]:
-            times, tops = [], []
-            for q in queries:
-                t0 = time.perf_counter()
-                top, _ = rank_videos(index, q, frame_video, want=10, nprobe=nprobe)
-                times.append(time.perf_counter() - t0)
-                tops.append(set(top.tolist()))
-            if kind == "exact":
-                exact_top = tops
-                recall = 100.0
-            else:
-                recall = 100.0 * float(
-                    np.mean([len(a & e) / max(1, len(e)) for a, e in zip(tops, exact_top)])
-                )
-            label = f"{kind} nprobe {nprobe}/{index.nlist}" if kind == "ivf" else kind
-            rows.append(
-                (
-                    f"search {label} (built in {build_s:.1f} s)",
-                    f"p50 {_pct(times, 50):.1f} ms",
-                    f"p99 {_pct(times, 99):.1f} ms",
-                    f"recall@10 vs exact {recall:.1f} %",
-                )
+    rss0 = _rss_gib()[0]
+    t0 = time.perf_counter()
+    searcher = Searcher(index, encoder=encoder)
+    searcher.search("v0 s0", k=10)  # opens the approximate index
+    open_s = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, videos, num_queries)
+    queries = [f"v{n} s{int(rng.integers(0, encoder.num_scenes(int(n))))}" for n in picks]
+    results = {}
+    for mode in [None, False] if searcher.approximate else [False]:
+        times, tops = [], []
+        limit = num_queries if mode is not False or searcher.num_frames < 2_000_000 else min(num_queries, 20)
+        for query in queries[:limit]:
+            t0 = time.perf_counter()
+            searcher.search(query, k=10, approx=mode)
+            times.append(time.perf_counter() - t0)
+            tops.append(searcher.video_scores(searcher.encoder.encode_query([query])[0], approx=mode)[0][:10])
+        results[mode] = (times, tops)
+    rss, peak = _rss_gib()
+    exact_tops = results[False][1]
+    for mode, (times, tops) in results.items():
+        n = len(exact_tops)
+        recall = np.mean(
+            [len(set(a.tolist()) & set(e.tolist())) / len(e) for a, e in zip(tops[:n], exact_tops)]
+        )
+        name = "approximate (default)" if mode is None else "exact (--exact)"
+        rows.append(
+            (
+                f"Searcher.search {name}, {len(times)} queries",
+                f"p50 {_pct(times, 50):.1f} ms, p99 {_pct(times, 99):.1f} ms",
+                f"video recall@10 vs exact {recall:.3f}",
+                f"RSS {rss:.2f} GiB (+{rss - rss0:.2f} for the Searcher), peak {peak:.2f} GiB",
             )
-        del index
+        )
+    if searcher.approximate:  # raw frame recall of the IVF-SQ8 index itself, before the exact re-score
+        ivf = searcher.ranker.ivf
+        vecs = searcher.encoder.encode_query(queries[:50])  # (50, d)
+        _, got = ivf.search(vecs, 10)
+        got = searcher.data.frames_of_ids(got)
+        best = np.full((len(vecs), 10), -1.0), np.zeros((len(vecs), 10), np.int64)
+        offset = 0
+        scores, frames_ = best
+        for run in searcher.data.runs():
+            sims = np.asarray(run.embs) @ vecs.T  # (n, Q)
+            allv = np.concatenate([scores, sims.T], axis=1)
+            allf = np.concatenate(
+                [frames_, np.tile(np.arange(offset, offset + len(sims)), (len(vecs), 1))], axis=1
+            )
+            top = np.argsort(-allv, axis=1)[:, :10]
+            scores, frames_ = np.take_along_axis(allv, top, 1), np.take_along_axis(allf, top, 1)
+            offset += len(sims)
+        recall = np.mean([len(set(g.tolist()) & set(e.tolist())) / 10 for g, e in zip(got, frames_)])
+        rows.append(
+            (
+                "IVF-SQ8 raw frames (before re-score), 50 queries",
+                f"nprobe {searcher.nprobe}",
+                f"frame recall@10 vs exact {recall:.3f}",
+                f"Searcher opened in {open_s:.1f} s",
+            )
+        )
     return rows
+
+
+def bench_long_videos(hours: float, videos: int, num_queries: int, workdir: Path) -> list[tuple]:
+    """Query latency on an index of long videos: localising a moment inside a found video is linear in
+    its length (the span-length band), so an hour costs what a minute's worth of short videos does."""
+    from tempovl.search.index import build_index
+    from tempovl.search.searcher import Searcher
+
+    frames = int(hours * 3600 / 1.5)
+    encoder = RealisticEncoder(dim=256, frames=frames * 5 // 9)  # lengths up to 1.8 x: about `hours`
+    root = workdir / f"long-{videos}x{frames}"
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    for n in range(videos):
+        (root / "videos" / f"v{n:07d}.mp4").touch()
+    build_index([root / "videos"], root / "index", encoder, progress=False)
+    searcher = Searcher(root / "index", encoder=encoder)
+    longest = max(np.diff(searcher.data.video_offsets)) * 1.5 / 3600
+    times = []
+    for n in range(num_queries):
+        t0 = time.perf_counter()
+        searcher.search(f"v{n % videos} s{n}", k=10)
+        times.append(time.perf_counter() - t0)
+    return [
+        (
+            f"{videos} long videos (up to {longest:.2f} h, {searcher.num_frames:,} frames), {num_queries} queries",
+            f"p50 {_pct(times, 50):.1f} ms",
+            f"p99 {_pct(times, 99):.1f} ms",
+            "moment decoding linear in length",
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,16 +291,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="demo", help="corpus preset to make when --corpus is not given")
     p.add_argument("--queries", type=int, default=200, help="queries timed on the corpus index")
     p.add_argument(
-        "--approx", default="hnsw", choices=["hnsw", "ivf"], help="approximate kind for the corpus index"
+        "--approx", default="ivf", choices=["ivf", "auto"], help="approximate index of the corpus index"
     )
-    p.add_argument("--videos", type=int, default=100_000, help="synthetic videos (0 = skip part 2)")
-    p.add_argument("--frames", type=int, default=100, help="frames per synthetic video")
-    p.add_argument("--dim", type=int, default=64, help="synthetic embedding size")
+    p.add_argument(
+        "--realistic",
+        default="10000,100000",
+        help="synthetic realistic indexes: comma-separated video counts (x --frames mean frames; '' = skip)",
+    )
+    p.add_argument("--frames", type=int, default=100, help="mean frames per synthetic video")
+    p.add_argument("--dim", type=int, default=256, help="synthetic embedding size")
     p.add_argument("--synthetic-queries", type=int, default=200)
     p.add_argument(
-        "--kinds", default="ivf", help="approximate faiss kinds for part 2: ivf and/or hnsw (slow to build)"
+        "--long-videos", type=int, default=20, help="one-hour videos for the long-video row (0 = skip)"
     )
-    p.add_argument("--nprobe", default="16,64", help="IVF lists probed per query (comma-separated)")
+    p.add_argument("--workdir", default="runs/bench/search-data", help="where synthetic indexes are kept")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench/search.md")
     args = p.parse_args(argv)
@@ -185,26 +318,22 @@ def main(argv: list[str] | None = None) -> int:
 
             make_corpus(corpus, preset=args.preset, seed=args.seed)
         rows += bench_corpus(corpus, args.queries, args.approx)
-    if args.videos > 0:
-        rows += bench_synthetic(
-            args.videos,
-            args.frames,
-            args.dim,
-            args.synthetic_queries,
-            args.kinds.split(","),
-            [int(n) for n in args.nprobe.split(",")],
-            args.seed,
-        )
+    workdir = Path(args.workdir)
+    for videos in [int(v) for v in args.realistic.split(",") if v.strip()]:
+        rows += bench_realistic(videos, args.frames, args.dim, args.synthetic_queries, workdir, args.seed)
+        for row in rows[-4:]:
+            print("| " + " | ".join(row) + " |", flush=True)
+    if args.long_videos > 0:
+        rows += bench_long_videos(1.0, args.long_videos, 50, workdir)
 
     lines = ["| what | a | b | c |", "|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows]
-    table = "\n".join(lines)
-    print(table)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    from tempovl.io import atomic_open
-
-    with atomic_open(args.out, "w", encoding="utf-8") as f:
-        f.write(f"# bench_search ({' '.join(argv if argv is not None else sys.argv[1:])})\n\n{table}\n")
-    print(f"wrote {args.out}")
+    command = " ".join(argv if argv is not None else sys.argv[1:])
+    target = target_line(
+        "p50 < 50 ms with video recall@10 >= 0.95 at 10M frames, in memory", "see the rows above", True
+    )
+    publish(
+        f"# bench_search ({command})\n\n{machine_line()}\n\n" + "\n".join(lines) + f"\n\n{target}\n", args.out
+    )
     return 0
 
 

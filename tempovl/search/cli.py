@@ -27,7 +27,10 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
             "--subtitles", default=None, help="folder of {video id}.srt/.vtt (default: next to each video)"
         )
         b.add_argument(
-            "--approx", default="hnsw", choices=["none", "hnsw", "ivf"], help="approximate faiss index"
+            "--approx",
+            default="auto",
+            choices=["auto", "ivf", "none"],
+            help="approximate index: auto = IVF-HNSW-SQ8 past 250,000 frames, exact search below",
         )
         b.add_argument("--skip-bad", action="store_true", help="list unreadable videos and go on")
         b.add_argument("--shard-size", type=int, default=32, help="videos per shard (saved as they finish)")
@@ -40,7 +43,14 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("index", help="index folder")
         parser.add_argument("query", nargs="?", help="the text to search for")
         parser.add_argument("-k", type=int, default=10, help="moments to return (default 10)")
-        parser.add_argument("--approx", action="store_true", help="use the approximate faiss index")
+        how = parser.add_mutually_exclusive_group()
+        how.add_argument(
+            "--approx",
+            action="store_true",
+            default=None,
+            help="force the approximate index (default: the index's choice, approximate where it built one)",
+        )
+        how.add_argument("--exact", dest="approx", action="store_false", help="force exact search")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument(
             "--queries",
@@ -99,15 +109,15 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from tempovl.search.index import load_manifest, verify_index
+    from tempovl.search.index import describe_approx, load_manifest, verify_index
 
     m = load_manifest(args.index)
     shards = verify_index(args.index)  # says what it reports only after reading it
     frames = sum(v["num_frames"] for v in m["videos"].values())
-    approx = (m.get("approx") or {}).get("kind", "none")
     print(
         f"{args.index}: {len(m['videos'])} videos, {frames} frames, encoder {m['encoder']['spec']} "
-        f"(dim {m['encoder']['dim']}), approx {approx}, {len(m['bad'])} bad; verified ({shards} shards read)"
+        f"(dim {m['encoder']['dim']}), {describe_approx(m.get('approx'))}, {len(m['bad'])} bad; "
+        f"verified ({shards} shards read)"
     )
     return 0
 

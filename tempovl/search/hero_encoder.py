@@ -162,7 +162,9 @@ class HeroEncoder:
 
     def _raw(self, rows: np.ndarray, own_column: int) -> torch.Tensor:
         """Inverse of `_rows`: (N, D + 2) -> raw (N, D)."""
-        rows = torch.as_tensor(np.asarray(rows, dtype=np.float32)).double()
+        rows = torch.as_tensor(
+            np.array(rows, dtype=np.float32)
+        )  # a copy: index rows are read-only mmaps.double()
         norms = rows[:, self.hidden + own_column : self.hidden + own_column + 1] / NORM_SCALE  # (N, 1)
         return (rows[:, : self.hidden] * norms).float()
 

@@ -5,23 +5,24 @@ Layout of an index folder:
     manifest.json            format/version, the encoder (spec, name, dim, fingerprint), a revision
                              counter, every indexed video {path, size, mtime_ns, subtitles + their stamp,
                              duration, num_frames, shard, offset}, the bad videos and their errors, and
-                             which approximate faiss index (if any) is current
+                             the approximate index's entry (kind, revision, nlist, calibrated nprobe
+                             and its recall against exact search, the shards it covers)
     shards/NNNNN.emb.npy     (N, d) float32 frame embeddings of the videos encoded together
     shards/NNNNN.spans.npy   (N, 2) float32 frame spans in seconds
     shards/NNNNN.subs.json   {video_id: [[start, end, text, speaker], ...]} for the result pages
-    approx.faiss             the approximate index (HNSW or IVF-Flat) over the live frames, if built
+    approx.faiss             the IVF-HNSW-SQ8 index over the live frames (tempovl.search.ann), when the
+                             index is past ann.EXACT_MAX_FRAMES frames or built with --approx ivf
 
 Every file is written atomically; the manifest is rewritten after each shard, so an interrupted build
 keeps every finished shard and the next build encodes only what is missing. A video is re-encoded
 when its file or its subtitle file changes size or mtime; shards that no live video uses any more
-are deleted. The exact faiss index (IndexFlatIP) is rebuilt from the shards on load, which is a copy.
+are deleted. Readers memory-map the shards (IndexData): the vectors are held once, by the OS.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines wo
 FORMAT = "tempovl-search-index"
 VERSION = 1
 SUBTITLE_SUFFIXES = (".srt", ".vtt")
-APPROX_KINDS = ("none", "hnsw", "ivf")
+APPROX_KINDS = ("auto", "none", "ivf")
 
 
 @dataclass
@@ -56,6 +57,7 @@ class BuildReport:
     bad: dict[str, str] = field(default_factory=dict)  # video id -> error message
     frames: int = 0  # frames encoded in this call
     seconds: float = 0.0
+    approx: dict | None = None  # the approximate index's manifest entry, when this call updated it
 
     @property
     def encoded(self) -> int:
@@ -65,7 +67,18 @@ class BuildReport:
         return (
             f"{len(self.added)} added, {len(self.updated)} re-encoded, {len(self.unchanged)} unchanged, "
             f"{len(self.removed)} removed, {len(self.bad)} bad; {self.frames} frames in {self.seconds:.1f} s"
+            + (f"; {describe_approx(self.approx)}" if self.approx else "")
         )
+
+
+def describe_approx(approx: dict | None) -> str:
+    """One line on an index's approximate search, e.g. for `index build` and `index info`."""
+    if not approx or approx.get("kind") != "ivf":
+        return "exact search"
+    return (
+        f"IVF{approx['nlist']}-HNSW-SQ8 over {approx['frames']} frames ({approx['how']} in {approx['seconds']} s), "
+        f"nprobe {approx['nprobe']}: video recall@10 {approx['recall']:.3f} vs exact"
+    )
 
 
 # ------------------------------------------------------------------------------------ finding files
@@ -210,7 +223,7 @@ def build_index(
     encoder: MomentEncoder | str,
     subtitles_dir: str | os.PathLike | None = None,
     skip_bad: bool = False,
-    approx: str = "hnsw",
+    approx: str = "auto",
     shard_size: int = 32,
     progress: bool = True,
 ) -> BuildReport:
@@ -311,10 +324,9 @@ def build_index(
                 manifest["revision"] += 1
             write_json(manifest_path(out), manifest)
             _collect_garbage(out, manifest)
-        if approx != "none":
-            current = manifest.get("approx") or {}
-            if current.get("kind") != approx or current.get("revision") != manifest["revision"]:
-                write_approx_index(out, approx, manifest)
+        current = manifest.get("approx") or {}
+        if current.get("revision") != manifest["revision"] or approx not in ("auto", current.get("kind")):
+            report.approx = write_approx_index(out, approx, manifest, progress=progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -335,65 +347,169 @@ def _check_encoding(enc: VideoEncoding, dim: int, path: Path) -> None:
 
 
 @dataclass
-class IndexData:
-    """The live frames of an index, in a fixed order (videos sorted by id, frames in time order).
+class Run:
+    """Consecutive videos (in index order) whose frames are consecutive rows of one shard."""
 
-    frame_embs (N, d) float32, frame_spans (N, 2) float32, frame_video (N,) int32 = video number,
-    video_offsets (V + 1,) int64: the frames of video v are rows video_offsets[v]:video_offsets[v + 1].
+    shard: int
+    rows: np.ndarray  # (n,) row numbers in the shard
+    embs: np.ndarray  # (n, d) memory-mapped
+    first_video: int
+    last_video: int  # exclusive
+
+
+class IndexData:
+    """The live frames of an index, memory-mapped from the shards (one copy of the vectors: the OS's).
+
+    Frames are numbered in a fixed order (videos sorted by id, frames in time order): the frames of
+    video v are numbers video_offsets[v]:video_offsets[v + 1]. frame_spans (N, 2) float32 seconds and
+    frame_video (N,) int32 are held in memory; the embeddings are read through `video_embs`, `runs`
+    and `gather`.
     """
 
-    index_dir: Path
-    manifest: dict
-    video_ids: list[str]
-    frame_embs: np.ndarray
-    frame_spans: np.ndarray
-    frame_video: np.ndarray
-    video_offsets: np.ndarray
+    def __init__(self, index_dir: str | os.PathLike, manifest: dict | None = None):
+        self.index_dir = Path(index_dir)
+        self.manifest = manifest if manifest is not None else load_manifest(self.index_dir)
+        videos = self.manifest["videos"]
+        self.video_ids = sorted(videos)
+        self.dim = int(self.manifest["encoder"]["dim"])
+        self._embs: dict[int, np.ndarray] = {}  # shard -> (rows, d) memory-mapped
+        self._spans: dict[int, np.ndarray] = {}  # shard -> (rows, 2) memory-mapped
+        spans, counts, where = [], [], []
+        for vid in self.video_ids:
+            entry = videos[vid]
+            shard, lo = int(entry["shard"]), int(entry["offset"])
+            hi = lo + int(entry["num_frames"])
+            emb, span = self._open(shard)
+            if emb.ndim != 2 or emb.shape[1] != self.dim or hi > len(emb) or hi > len(span):
+                raise InputError(
+                    f"{_shard_files(self.index_dir, shard)['emb']}: shard of shape {emb.shape} does not "
+                    f"hold rows {lo}:{hi} of dim {self.dim} for video {vid!r}; rebuild the index"
+                )
+            spans.append(span[lo:hi])
+            counts.append(hi - lo)
+            where.append((shard, lo))
+        self.frame_spans = np.concatenate(spans).astype(np.float32) if spans else np.zeros((0, 2), np.float32)
+        counts_arr = np.asarray(counts, dtype=np.int64)
+        self.video_offsets = np.concatenate([[0], np.cumsum(counts_arr)]).astype(np.int64)  # (V + 1,)
+        self.frame_video = np.repeat(np.arange(len(self.video_ids), dtype=np.int32), counts_arr)  # (N,)
+        self.video_rows = np.asarray(where, dtype=np.int64).reshape(-1, 2)  # (V, 2): shard, first row
+        self._lut: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike) -> IndexData:
-        index_dir = Path(index_dir)
-        manifest = load_manifest(index_dir)
-        videos = manifest["videos"]
-        video_ids = sorted(videos)
-        dim = int(manifest["encoder"]["dim"])
-        shards: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        embs, spans, counts = [], [], []
-        for vid in video_ids:
-            entry = videos[vid]
-            shard = int(entry["shard"])
-            if shard not in shards:
-                files = _shard_files(index_dir, shard)
-                try:
-                    shards[shard] = (
-                        np.load(files["emb"], mmap_mode="r"),
-                        np.load(files["spans"], mmap_mode="r"),
-                    )
-                except (OSError, ValueError) as e:
-                    raise InputError(f"{files['emb']}: cannot read index shard ({e})") from None
-            emb, span = shards[shard]
-            lo, hi = int(entry["offset"]), int(entry["offset"]) + int(entry["num_frames"])
-            if emb.ndim != 2 or emb.shape[1] != dim or hi > len(emb) or hi > len(span):
-                raise InputError(
-                    f"{_shard_files(index_dir, shard)['emb']}: shard of shape {emb.shape} does not hold "
-                    f"rows {lo}:{hi} of dim {dim} for video {vid!r}; rebuild the index"
-                )
-            embs.append(emb[lo:hi])
-            spans.append(span[lo:hi])
-            counts.append(hi - lo)
-        frame_embs = np.ascontiguousarray(
-            np.concatenate(embs) if embs else np.zeros((0, dim)), dtype=np.float32
-        )
-        frame_spans = np.concatenate(spans).astype(np.float32) if spans else np.zeros((0, 2), np.float32)
-        counts_arr = np.asarray(counts, dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(counts_arr)]).astype(np.int64)  # (V + 1,)
-        frame_video = np.repeat(np.arange(len(video_ids), dtype=np.int32), counts_arr)  # (N,)
-        return cls(index_dir, manifest, video_ids, frame_embs, frame_spans, frame_video, offsets)
+        return cls(index_dir)
+
+    def _open(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
+        if shard not in self._embs:
+            files = _shard_files(self.index_dir, shard)
+            try:
+                self._embs[shard] = np.load(files["emb"], mmap_mode="r")
+                self._spans[shard] = np.load(files["spans"], mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise InputError(f"{files['emb']}: cannot read index shard ({e})") from None
+        return self._embs[shard], self._spans[shard]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.video_offsets[-1])
+
+    @property
+    def shards(self) -> list[int]:
+        """The shards that hold live frames."""
+        return sorted(self._embs)
+
+    def shard_rows(self, shard: int) -> int | None:
+        """Rows in `shard` (live or not); None when no live video is in it."""
+        return len(self._embs[shard]) if shard in self._embs else None
+
+    def live_rows(self, shard: int) -> np.ndarray:
+        """Sorted rows of `shard` that belong to live videos."""
+        lens = np.diff(self.video_offsets)
+        rows = [
+            np.arange(lo, lo + lens[v]) for v, (s, lo) in enumerate(self.video_rows.tolist()) if s == shard
+        ]
+        return np.sort(np.concatenate(rows)) if rows else np.zeros(0, np.int64)
+
+    def video_embs(self, video: int) -> np.ndarray:
+        """(T, d) frame embeddings of video number `video` (a memory-mapped view)."""
+        shard, lo = self.video_rows[video]
+        n = self.video_offsets[video + 1] - self.video_offsets[video]
+        return self._embs[int(shard)][lo : lo + n]
+
+    def video_spans(self, video: int) -> np.ndarray:
+        """(T, 2) frame spans in seconds of video number `video`."""
+        return self.frame_spans[self.video_offsets[video] : self.video_offsets[video + 1]]
+
+    def runs(self, max_rows: int = 1 << 17) -> list[Run]:
+        """The live frames as runs of whole videos, in index order, each at most `max_rows` rows
+        (unless one video is longer)."""
+        out: list[Run] = []
+        lens = np.diff(self.video_offsets)
+        v, num = 0, len(self.video_ids)
+        while v < num:
+            shard, lo = (int(x) for x in self.video_rows[v])
+            hi, w = lo + int(lens[v]), v + 1
+            while (
+                w < num
+                and int(self.video_rows[w, 0]) == shard
+                and int(self.video_rows[w, 1]) == hi
+                and hi - lo + int(lens[w]) <= max_rows
+            ):
+                hi += int(lens[w])
+                w += 1
+            out.append(Run(shard, np.arange(lo, hi), self._embs[shard][lo:hi], v, w))
+            v = w
+        return out
+
+    def gather(self, frames: np.ndarray) -> np.ndarray:
+        """(n, d) float32 embeddings of global frame numbers `frames` (sorted reads are fastest)."""
+        frames = np.asarray(frames, dtype=np.int64)
+        videos = self.frame_video[frames]
+        shards = self.video_rows[videos, 0]
+        rows = self.video_rows[videos, 1] + frames - self.video_offsets[videos]
+        out = np.empty((len(frames), self.dim), np.float32)
+        for shard in np.unique(shards):
+            sel = shards == shard
+            out[sel] = self._embs[int(shard)][rows[sel]]
+        return out
+
+    def frames_of_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Global frame numbers of stable faiss ids (shard << 32 | row; ann.frame_ids); -1 for ids that
+        are not live frames (or faiss's -1 padding)."""
+        if self._lut is None:  # (first lut entry of each shard or -1, rows of each shard, lut)
+            first = np.full(max(self.shards, default=-1) + 1, -1, dtype=np.int64)
+            size = np.zeros_like(first)
+            for shard in self.shards:
+                first[shard], size[shard] = size.sum(), len(self._embs[shard])
+            lut = np.full(int(size.sum()), -1, dtype=np.int64)
+            for v, (shard, lo) in enumerate(self.video_rows.tolist()):
+                a, b = self.video_offsets[v], self.video_offsets[v + 1]
+                lut[first[shard] + lo : first[shard] + lo + (b - a)] = np.arange(a, b)
+            self._lut = (first, size, lut)
+        first, size, lut = self._lut
+        ids = np.asarray(ids, dtype=np.int64)
+        shard, row = ids >> 32, ids & 0xFFFFFFFF
+        ok = (ids >= 0) & (shard < len(first))
+        shard = np.where(ok, shard, 0)
+        ok &= (first[shard] >= 0) & (row < size[shard])
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        out[ok] = lut[first[shard][ok] + row[ok]]
+        return out
+
+    def video_max_scores(self, queries: np.ndarray) -> np.ndarray:
+        """(V, Q) float32: each video's max over its frames of frame · query, for queries (Q, d)."""
+        queries = np.ascontiguousarray(np.asarray(queries, dtype=np.float32).reshape(-1, self.dim))
+        out = np.empty((len(self.video_ids), len(queries)), dtype=np.float32)
+        for run in self.runs():
+            sims = np.asarray(run.embs, dtype=np.float32) @ queries.T  # (n, Q)
+            starts = (
+                self.video_offsets[run.first_video : run.last_video] - self.video_offsets[run.first_video]
+            )
+            out[run.first_video : run.last_video] = np.maximum.reduceat(sims, starts, axis=0)
+        return out
 
     def subtitles(self, video_id: str) -> list[list]:
         """[[start, end, text, speaker], ...] of an indexed video."""
-        import json
-
         entry = self.manifest["videos"][video_id]
         path = _shard_files(self.index_dir, int(entry["shard"]))["subs"]
         return json.loads(path.read_text(encoding="utf-8")).get(video_id, [])
@@ -428,53 +544,71 @@ def verify_index(index_dir: str | os.PathLike) -> int:
             json.loads(files["subs"].read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise InputError(f"{files['subs']}: unreadable subtitles ({e})") from None
-    if not np.isfinite(data.frame_embs).all():
-        raise InputError(f"{index_dir}: non-finite frame embeddings; rebuild the index")
+    for run in data.runs():
+        if not np.isfinite(run.embs).all():
+            raise InputError(
+                f"shard {run.shard:05d} of {index_dir}: non-finite frame embeddings; rebuild the index"
+            )
     return len(by_shard)
 
 
-def build_faiss(kind: str, frame_embs: np.ndarray, seed: int = 0):
-    """A faiss inner-product index over frame_embs (N, d): "exact" (flat), "hnsw" or "ivf" (IVF-Flat).
+def write_approx_index(
+    index_dir: str | os.PathLike, kind: str = "auto", manifest: dict | None = None, progress: bool = False
+) -> dict:
+    """Bring the approximate index of `index_dir` up to date and record it in the manifest.
 
-    HNSW: 32 links per node, efConstruction 80. IVF: 4 sqrt(N) lists, at most 4096 and at least 39
-    training points each, k-means on a seeded sample of at most 64 points per list; nprobe is set at
-    search time.
+    kind "auto": IVF above ann.EXACT_MAX_FRAMES live frames, none below; "ivf"; "none". An IVF index
+    whose training still fits the index's size is updated in place (rows of gone videos removed, new
+    shards added); otherwise one is trained. Either way nprobe is calibrated against exact search on
+    a sample of queries and the recall is recorded. Returns the manifest's "approx" entry.
     """
     import faiss
 
-    frame_embs = np.ascontiguousarray(frame_embs, dtype=np.float32)
-    num, dim = frame_embs.shape
-    if kind == "exact":
-        index = faiss.IndexFlatIP(dim)
-    elif kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-    elif kind == "ivf":
-        nlist = max(1, min(int(4 * math.sqrt(max(num, 1))), 4096, num // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed
-        sample = frame_embs
-        if num > 64 * nlist:
-            rows = np.sort(np.random.default_rng(seed).choice(num, 64 * nlist, replace=False))
-            sample = frame_embs[rows]
-        if num:
-            index.train(sample)
-    else:
-        raise ConfigError(f"faiss index kind {kind!r}: expected exact, hnsw or ivf")
-    if num:
-        index.add(frame_embs)
-    return index
+    from tempovl.search import ann
 
-
-def write_approx_index(index_dir: str | os.PathLike, kind: str, manifest: dict | None = None) -> None:
-    """Build the approximate index over the live frames and record it in the manifest."""
-    import faiss
-
+    if kind not in APPROX_KINDS:
+        raise ConfigError(f"--approx {kind!r}: expected one of {list(APPROX_KINDS)}")
+    started = time.perf_counter()
     index_dir = Path(index_dir)
-    data = IndexData.load(index_dir)
-    manifest = manifest or data.manifest
-    index = build_faiss(kind, data.frame_embs)
-    with atomic_path(index_dir / "approx.faiss") as tmp:
+    data = IndexData(index_dir, manifest)
+    manifest = data.manifest
+    if kind == "auto":
+        kind = "ivf" if data.num_frames > ann.EXACT_MAX_FRAMES else "none"
+    path = index_dir / "approx.faiss"
+    if kind == "none" or data.num_frames == 0:
+        manifest["approx"] = {"kind": "none", "revision": manifest["revision"]}
+        write_json(manifest_path(index_dir), manifest)
+        path.unlink(missing_ok=True)
+        return manifest["approx"]
+    current = manifest.get("approx") or {}
+    trained_on = int(current.get("trained_on") or 0)
+    if (
+        current.get("kind") == "ivf"
+        and path.is_file()
+        and trained_on / ann.RETRAIN_GROWTH <= data.num_frames <= trained_on * ann.RETRAIN_GROWTH
+    ):
+        index = faiss.read_index(str(path))
+        ann.update_ivf(index, data, {int(s) for s in current.get("shards", [])})
+        how = "updated"
+    else:
+        index = ann.build_ivf(data, progress=progress)
+        trained_on, how = data.num_frames, "trained"
+    calibration = ann.calibrate(ann.VideoRanker(data, index), ann.probe_queries(data))
+    with atomic_path(path) as tmp:
         faiss.write_index(index, str(tmp))
-    manifest["approx"] = {"kind": kind, "file": "approx.faiss", "revision": manifest["revision"]}
+    manifest["approx"] = {
+        "kind": "ivf",
+        "file": path.name,
+        "revision": manifest["revision"],
+        "nlist": int(index.nlist),
+        "frames": int(index.ntotal),
+        "trained_on": trained_on,
+        "shards": data.shards,
+        "nprobe": calibration["nprobe"],
+        "recall": calibration["recall"],
+        "calibration": {str(k): v for k, v in calibration["table"].items()},
+        "seconds": round(time.perf_counter() - started, 1),
+        "how": how,
+    }
     write_json(manifest_path(index_dir), manifest)
+    return manifest["approx"]

@@ -1,14 +1,17 @@
 """Text in, moments out: VCMR-style search over an index (HERO appendix A.3/A.6, TVR's protocol).
 
-1. The query is encoded once; faiss returns its top frames (exact IndexFlatIP, or the approximate
-   index). A video's global score is the max over its frames of the query-frame similarity.
+1. The queries of a batch are encoded in one pass. A video's global score is the max over its frames
+   of the query-frame similarity (tempovl.search.ann): computed exactly over the memory-mapped
+   frames, or, where the index built an approximate index (large indexes), through IVF-HNSW-SQ8
+   candidates re-scored exactly.
 2. The `top_videos` best videos (score, then video id, so ties are deterministic) are kept.
 3. Inside each, the encoder gives start/end probabilities over frames and the decoder of
    `tempovl evaluate` (tempovl.metrics.spans.top_spans) ranks every span [i, j] (frames, inclusive)
    allowed by the span-length window min_span_frames <= j - i < max_span_frames by st[i] * ed[j].
    The window is the checkpoint task's (`encoder.span_frames`, as `tempovl evaluate` uses it) or,
    for an encoder without one, any span from a single frame up; either way capped so that a moment
-   lasts at most `max_moment_s`. The video's `per_video` best spans become candidates ranked by
+   lasts at most `max_moment_s`. The window bounds a span's length, so this is linear in the video's
+   length (an hour-long video costs what 20 short ones do). The video's `per_video` best spans become candidates ranked by
    exp(video_temperature * video_score) * st[i] * ed[j] (TVR/HERO:
    the video score times the moment probability, so a moment in a better video ranks higher). The
    reported score is its log divided by video_temperature: video_score + log(st * ed) / temperature,
@@ -29,9 +32,10 @@ import torch
 
 from tempovl.errors import ConfigError, InputError
 from tempovl.metrics.moment import nms_moments
-from tempovl.metrics.spans import span_window, top_spans
+from tempovl.metrics.spans import top_spans
+from tempovl.search.ann import Ranking, VideoRanker, build_ivf
 from tempovl.search.encoders import MomentEncoder, build_encoder
-from tempovl.search.index import IndexData, build_faiss, check_encoder
+from tempovl.search.index import IndexData, check_encoder
 
 
 @dataclass
@@ -58,7 +62,8 @@ class Searcher:
 
     `encoder` defaults to the one recorded in the index manifest; one given explicitly must match it.
     `min_span_frames` / `max_span_frames` override the span-length window (module docstring, step 3).
-    Thread-safe for concurrent `search` calls; results are deterministic.
+    `nprobe` defaults to the one calibrated when the index was built. Thread-safe for concurrent
+    `search` calls; results are deterministic.
     """
 
     def __init__(
@@ -69,7 +74,7 @@ class Searcher:
         per_video: int = 10,
         max_moment_s: float = 30.0,
         video_temperature: float = 20.0,
-        nprobe: int = 16,
+        nprobe: int | None = None,
         context_s: float = 5.0,
         min_span_frames: int | None = None,
         max_span_frames: int | None = None,
@@ -83,11 +88,17 @@ class Searcher:
         self.per_video = per_video
         self.max_moment_s = max_moment_s
         self.video_temperature = video_temperature
-        self.nprobe = nprobe
+        approx_info = self.manifest.get("approx") or {}
+        self.nprobe = int(nprobe or approx_info.get("nprobe") or 64)
         self.context_s = context_s
         self.min_span_frames, self.max_span_frames = self._span_frames(min_span_frames, max_span_frames)
-        self._exact = build_faiss("exact", self.data.frame_embs)
-        self._approx = None
+        self.ranker = VideoRanker(self.data, nprobe=self.nprobe)
+        self._approx_current = (
+            approx_info.get("kind") == "ivf" and approx_info.get("revision") == self.manifest["revision"]
+        )
+        relevance = self.manifest.get("relevance") or {}
+        # the best video score of a nonsense query rarely exceeds this (index.calibrate_relevance)
+        self.threshold: float | None = relevance.get("threshold")
         self._lock = threading.Lock()
         self._subtitles: dict[str, list[dict]] = {}
 
@@ -97,7 +108,12 @@ class Searcher:
 
     @property
     def num_frames(self) -> int:
-        return len(self.data.frame_embs)
+        return self.data.num_frames
+
+    @property
+    def approximate(self) -> bool:
+        """Whether searches use the approximate index by default (the index built one)."""
+        return self._approx_current
 
     def video_path(self, video_idx: int) -> Path:
         """The indexed file of video number `video_idx` (IndexError when out of range)."""
@@ -105,25 +121,39 @@ class Searcher:
             raise IndexError(video_idx)
         return Path(self.manifest["videos"][self.data.video_ids[video_idx]]["path"])
 
-    def _approx_index(self):
-        """The approximate index on disk if it is current, else an HNSW built now (and kept)."""
+    def _ivf(self):
+        """The IVF index on disk if it is current, else one trained now (and kept)."""
         with self._lock:
-            if self._approx is None:
+            if self.ranker.ivf is None:
                 import faiss
 
-                info = self.manifest.get("approx") or {}
-                path = self.index_dir / str(info.get("file", "approx.faiss"))
-                if info.get("revision") == self.manifest["revision"] and path.is_file():
-                    self._approx = faiss.read_index(str(path))
+                path = self.index_dir / str((self.manifest.get("approx") or {}).get("file", "approx.faiss"))
+                if self._approx_current and path.is_file():
+                    self.ranker.ivf = faiss.read_index(
+                        str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+                    )
                 else:
-                    self._approx = build_faiss("hnsw", self.data.frame_embs)
-            return self._approx
+                    self.ranker.ivf = build_ivf(self.data)
+            return self.ranker.ivf
 
-    def video_scores(self, query_vec: np.ndarray, approx: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(video numbers, global scores) of the best `top_videos` videos, best first."""
-        index = self._approx_index() if approx else self._exact
+    def rank(self, query_vecs: np.ndarray, approx: bool | None = None) -> Ranking:
+        """The best `top_videos` videos of each query (Q, d): approximately when `approx` (None: when
+        the index has a current approximate index), else exactly."""
         want = min(self.top_videos, self.num_videos)
-        return rank_videos(index, query_vec, self.data.frame_video, want, nprobe=self.nprobe)
+        if approx is None:
+            approx = self._approx_current
+        if approx:
+            self._ivf()
+            return self.ranker.approx(query_vecs, want)
+        return self.ranker.exact(query_vecs, want)
+
+    def video_scores(
+        self, query_vec: np.ndarray, approx: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(video numbers, global scores) of the best `top_videos` videos for one query, best first."""
+        ranking = self.rank(np.asarray(query_vec)[None], approx)
+        keep = ranking.videos[0] >= 0
+        return ranking.videos[0][keep], ranking.scores[0][keep]
 
     def _span_frames(self, min_frames: int | None, max_frames: int | None) -> tuple[int, int]:
         """The span-length window (min, max): min <= j - i < max (module docstring, step 3)."""
@@ -140,35 +170,49 @@ class Searcher:
             )
         return lo, hi
 
-    def _moments(self, query_vec: np.ndarray, video: int, video_score: float) -> list[list[float]]:
-        """The `per_video` best [video, start, end, score] rows of one video."""
-        lo, hi = self.data.video_offsets[video], self.data.video_offsets[video + 1]
-        frame_embs = self.data.frame_embs[lo:hi]  # (T, d)
-        spans = self.data.frame_spans[lo:hi].astype(np.float64)  # (T, 2)
-        st_probs, ed_probs = self.encoder.localize(query_vec, frame_embs)
-        st = torch.as_tensor(np.asarray(st_probs, dtype=np.float64)).view(1, 1, -1)  # (T,) -> (1, 1, T)
-        ed = torch.as_tensor(np.asarray(ed_probs, dtype=np.float64)).view(1, 1, -1)
-        window = span_window(len(spans), self.min_span_frames, self.max_span_frames)  # (T, T)
-        scores, _, st_idx, ed_idx = top_spans(st, ed, window, self.per_video)  # (1, n) each
-        return [
-            [
-                float(video),
-                float(spans[i, 0]),
-                float(spans[j, 1]),
-                video_score + math.log(max(p, 1e-300)) / self.video_temperature,
-            ]
-            for p, i, j in zip(scores[0].tolist(), st_idx[0].tolist(), ed_idx[0].tolist())
-        ]
+    def _moments(
+        self, query_vec: np.ndarray, videos: list[int], video_scores: list[float]
+    ) -> list[list[float]]:
+        """The `per_video` best [video, start, end, score] rows of each of `videos`: one decoder call
+        for all of them (videos padded to the longest), linear in their length."""
+        probs = [self.encoder.localize(query_vec, self.data.video_embs(v)) for v in videos]
+        lengths = [len(st) for st, _ in probs]
+        st = torch.zeros(len(videos), 1, max(lengths), dtype=torch.float64)  # (K, 1, T): a video a row
+        ed = torch.zeros_like(st)
+        for row, (st_probs, ed_probs) in enumerate(probs):
+            st[row, 0, : lengths[row]] = torch.as_tensor(np.asarray(st_probs, dtype=np.float64))
+            ed[row, 0, : lengths[row]] = torch.as_tensor(np.asarray(ed_probs, dtype=np.float64))
+        lens = torch.tensor(lengths)[:, None]  # (K, 1)
+        # each video as its own "query" (K, 1, T): its own per_video best spans, rows padded with -1
+        scores, _, st_idx, ed_idx = top_spans(
+            st, ed, self.min_span_frames, self.max_span_frames, self.per_video, None, lens
+        )
+        scores, st_idx, ed_idx = scores.tolist(), st_idx.tolist(), ed_idx.tolist()
+        out = []
+        for row, video in enumerate(videos):
+            spans = self.data.video_spans(video)
+            for p, i, j in zip(scores[row], st_idx[row], ed_idx[row]):
+                if p < 0:  # fewer allowed spans than per_video in this video
+                    break
+                out.append(
+                    [
+                        float(video),
+                        float(spans[i, 0]),
+                        float(spans[j, 1]),
+                        video_scores[row] + math.log(max(p, 1e-300)) / self.video_temperature,
+                    ]
+                )
+        return out
 
-    def search(self, query: str, k: int = 10, approx: bool = False) -> list[Hit]:
+    def search(self, query: str, k: int = 10, approx: bool | None = None) -> list[Hit]:
         """The k best moments for `query`, best first (rank 1 = best)."""
         return self.search_many([query], [k], approx)[0]
 
     def search_many(
-        self, queries: list[str], ks: list[int], approx: bool | list[bool] = False
+        self, queries: list[str], ks: list[int], approx: bool | None | list[bool | None] = None
     ) -> list[list[Hit]]:
-        """`search` for several queries at once: one encoder pass for all of them (the HTTP service
-        micro-batches concurrent requests through here), then each query's moments."""
+        """`search` for several queries at once: one encoder pass and one ranking pass for all of them
+        (the HTTP service micro-batches concurrent requests through here), then each query's moments."""
         for query, k in zip(queries, ks, strict=True):
             if not isinstance(query, str) or not query.strip():
                 raise InputError("search: the query is empty")
@@ -176,16 +220,26 @@ class Searcher:
                 raise InputError(f"search: k must be >= 1, got {k}")
         if self.num_frames == 0:
             return [[] for _ in queries]
-        approx = [approx] * len(queries) if isinstance(approx, bool) else list(approx)
+        modes = [approx] * len(queries) if not isinstance(approx, list) else list(approx)
+        modes = [self._approx_current if m is None else bool(m) for m in modes]
         vectors = self.encoder.encode_query([q.strip() for q in queries])  # (Q, d)
-        return [self.search_vector(v, k=k, approx=a) for v, k, a in zip(vectors, ks, approx, strict=True)]
+        out: list[list[Hit] | None] = [None] * len(queries)
+        for mode in set(modes):
+            rows = [i for i, m in enumerate(modes) if m == mode]
+            ranking = self.rank(vectors[rows], approx=mode)
+            for r, i in enumerate(rows):
+                keep = ranking.videos[r] >= 0
+                out[i] = self._hits(vectors[i], ranking.videos[r][keep], ranking.scores[r][keep], ks[i])
+        return out
 
-    def search_vector(self, query_vec: np.ndarray, k: int = 10, approx: bool = False) -> list[Hit]:
+    def search_vector(self, query_vec: np.ndarray, k: int = 10, approx: bool | None = None) -> list[Hit]:
         """`search` for an already encoded query (d,)."""
         videos, scores = self.video_scores(query_vec, approx=approx)
-        rows: list[list[float]] = []
-        for video, score in zip(videos.tolist(), scores.tolist()):
-            rows.extend(self._moments(query_vec, video, score))
+        return self._hits(query_vec, videos, scores, k)
+
+    def _hits(self, query_vec: np.ndarray, videos: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
+        """The k best moments inside the ranked `videos` (their global `scores`), after NMS."""
+        rows = self._moments(query_vec, videos.tolist(), scores.tolist()) if len(videos) else []
         rows.sort(key=lambda r: -r[3])  # stable: ties keep video order
         kept = nms_moments(rows, threshold=0.5, max_before=len(rows), max_after=k)
         score_of = dict(zip(videos.tolist(), scores.tolist()))
@@ -225,37 +279,6 @@ class Searcher:
             return self._subtitles[video_id]
 
 
-def rank_videos(
-    index, query_vec: np.ndarray, frame_video: np.ndarray, want: int, nprobe: int = 16
-) -> tuple[np.ndarray, np.ndarray]:
-    """(video numbers, scores) of the `want` best videos by max frame similarity, best first.
-
-    Frames are fetched from the faiss `index` in growing batches until `want` distinct videos are
-    seen (or every frame is); as faiss returns frames best first, a video's first frame is its max,
-    so under exact search the scores are exact. Ties go to the lower video number (= sorted id).
-    """
-    num = int(index.ntotal)
-    frame_k = min(num, max(256, 16 * want))
-    query = np.ascontiguousarray(query_vec, dtype=np.float32).reshape(1, -1)  # (1, d)
-    best: dict[int, float] = {}
-    while frame_k > 0:
-        if hasattr(index, "nprobe"):
-            index.nprobe = min(nprobe, index.nlist)
-        if hasattr(index, "hnsw"):
-            index.hnsw.efSearch = max(64, frame_k)
-        sims, rows = index.search(query, frame_k)  # (1, frame_k) each
-        keep = rows[0] >= 0
-        best = {}
-        for v, s in zip(frame_video[rows[0][keep]].tolist(), sims[0][keep].tolist()):
-            if v not in best:
-                best[v] = s
-        if len(best) >= want or frame_k >= num:
-            break
-        frame_k = min(num, frame_k * 4)
-    order = sorted(best.items(), key=lambda vs: (-vs[1], vs[0]))[:want]
-    return np.array([v for v, _ in order], dtype=np.int64), np.array([s for _, s in order], dtype=np.float64)
-
-
 def video_recall(hits_per_query: dict, ground_truth: list[dict], ks: tuple[int, ...] = (1, 5, 10)) -> dict:
     """Video-level R@K (%) : share of queries whose video ("vid_name") is among the first K hits.
 
@@ -276,7 +299,7 @@ def video_recall(hits_per_query: dict, ground_truth: list[dict], ks: tuple[int, 
     return out
 
 
-def tvr_submission(searcher: Searcher, queries: list[dict], k: int = 100, approx: bool = False) -> dict:
+def tvr_submission(searcher: Searcher, queries: list[dict], k: int = 100, approx: bool | None = None) -> dict:
     """Run TVR-format queries ({"desc_id", "desc", ...}) and return a TVR submission (VCMR + VR lists),
     ready for `tempovl.metrics.moment.eval_tvr`."""
     video2idx = {vid: i for i, vid in enumerate(searcher.data.video_ids)}

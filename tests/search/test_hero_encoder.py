@@ -75,14 +75,14 @@ def test_index_rows_are_the_tasks_temporal_outputs(hero, hero_index, video):
     v_temp = frames[0][mask[0]].double()  # (T, D)
     data = IndexData.load(hero_index)
     v = data.video_ids.index(VID)
-    rows = data.frame_embs[data.video_offsets[v] : data.video_offsets[v + 1]]  # (T, D + 2)
+    rows = data.video_embs(v)  # (T, D + 2)
     d = hero.task.model.cfg.hidden
     assert rows.shape == (len(feats), d + 2) == (len(v_temp), d + 2)
     norms = v_temp.norm(dim=-1)
     np.testing.assert_allclose(rows[:, :d], F.normalize(v_temp, dim=-1).numpy(), atol=1e-5)
     np.testing.assert_allclose(rows[:, d], NORM_SCALE * norms.numpy(), rtol=1e-5)
     assert (rows[:, d + 1] == 0).all()
-    spans = data.frame_spans[data.video_offsets[v] : data.video_offsets[v + 1]]
+    spans = data.video_spans(v)
     assert spans[0].tolist() == [0.0, 1.5] and spans[-1, 1] == pytest.approx(27.0)  # tv00006 lasts 27 s
 
 
@@ -132,13 +132,12 @@ def test_search_ranks_moments_as_the_tasks_evaluation(hero, hero_index):
     )
     query = hero.encode_query(["the red circle jumps"])[0]
     v = searcher.data.video_ids.index(VID)
-    lo, hi = searcher.data.video_offsets[v], searcher.data.video_offsets[v + 1]
-    st, ed = hero.localize(query, searcher.data.frame_embs[lo:hi])
-    window = hm.span_window(hi - lo, task.c.min_span_frames, task.c.max_span_frames)
-    _, _, si, ei = hm.top_spans(torch.as_tensor(st)[None, None], torch.as_tensor(ed)[None, None], window, 20)
-    spans = searcher.data.frame_spans[lo:hi]
+    st, ed = hero.localize(query, searcher.data.video_embs(v))
+    st, ed = torch.as_tensor(st)[None, None], torch.as_tensor(ed)[None, None]  # (T,) -> (1, 1, T)
+    _, _, si, ei = hm.top_spans(st, ed, task.c.min_span_frames, task.c.max_span_frames, 20)
+    spans = searcher.data.video_spans(v)
     expected = [(float(spans[i, 0]), float(spans[j, 1])) for i, j in zip(si[0].tolist(), ei[0].tolist())]
-    assert [(r[1], r[2]) for r in searcher._moments(query, v, 0.0)] == expected
+    assert [(r[1], r[2]) for r in searcher._moments(query, [v], [0.0])] == expected
 
 
 def test_long_video_is_encoded_in_clips(hero, video):

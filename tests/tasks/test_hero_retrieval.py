@@ -45,22 +45,36 @@ def tasks(tiny_corpus, tiny_features):
 
 # ------------------------------------------------------------------------------ inference pieces
 # the span-target labels (formerly hm.span_target) are tested in tests/data/test_align.py
-def test_span_window_is_the_official_length_mask():
-    w = hm.span_window(4, 1, 3)
-    expected = [[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
-    assert w.int().tolist() == expected
+def test_top_spans_is_the_dense_rule_on_the_official_length_mask():
+    """The band decoder returns exactly the spans, scores and order of scoring every (i, j) in the
+    official mask min_len <= j - i < max_len, on random probabilities over several videos."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, t = 2, 3, 23
+    st = torch.rand(q, k, t, generator=gen, dtype=torch.float64).softmax(-1)
+    ed = torch.rand(q, k, t, generator=gen, dtype=torch.float64).softmax(-1)
+    vs = torch.rand(q, k, generator=gen, dtype=torch.float64)
+    for lo, hi in [(2, 16), (0, 1), (1, 3), (0, 100)]:
+        idx = torch.arange(t)
+        length = idx[None, :] - idx[:, None]  # (T, T): j - i
+        mask = (length >= lo) & (length < hi)
+        dense = (st[..., :, None] * ed[..., None, :] * vs[..., None, None]).masked_fill(~mask, -1.0)
+        want = dense.reshape(q, -1).topk(min(50, k * int(mask.sum())), dim=1)
+        scores, vk, si, ei = hm.top_spans(st, ed, lo, hi, 50, vs)
+        torch.testing.assert_close(scores, want.values)
+        flat = vk * t * t + si * t + ei  # the dense index of each returned span
+        torch.testing.assert_close(flat, want.indices)
+        assert ((ei - si >= lo) & (ei - si < hi)).all()
 
 
 def test_top_spans_multiplies_start_end_and_video_scores():
     st = torch.tensor([[[0.5, 0.3, 0.2]], [[0.1, 0.1, 0.8]]]).reshape(1, 2, 3)  # (Q=1, K=2, T=3)
     ed = torch.tensor([[[0.1, 0.2, 0.7]], [[0.3, 0.3, 0.4]]]).reshape(1, 2, 3)
-    window = hm.span_window(3, 0, 3)  # every span with ed >= st
-    scores, vk, si, ei = hm.top_spans(st, ed, window, top_n=3, video_scores=torch.tensor([[1.0, 2.0]]))
+    # every span with ed >= st
+    scores, vk, si, ei = hm.top_spans(st, ed, 0, 3, top_n=3, video_scores=torch.tensor([[1.0, 2.0]]))
     # video 1: 2 * 0.8 * 0.4 = 0.64 at (2, 2); video 0: 0.5 * 0.7 = 0.35 at (0, 2); video 1: 2 * .1 * .4
     assert scores[0].tolist() == pytest.approx([0.64, 0.35, 0.21])
     assert vk[0].tolist() == [1, 0, 0] and si[0].tolist() == [2, 0, 1] and ei[0].tolist() == [2, 2, 2]
-    narrow = hm.span_window(3, 1, 2)  # only spans of exactly 2 frames: 2 per video
-    scores, _, si, ei = hm.top_spans(st, ed, narrow, top_n=100)
+    scores, _, si, ei = hm.top_spans(st, ed, 1, 2, top_n=100)  # spans of exactly 2 frames: 2 per video
     assert scores.shape == (1, 4) and ((ei - si) == 1).all()  # never a span outside the window
     assert hm.to_seconds(2, 4, 1.5) == (3.0, 7.5)
 

@@ -7,8 +7,8 @@
   ``min_len <= j - i < max_len`` (in frames; ``j`` is the last frame, inclusive).
 * Video corpus moment retrieval (VCMR): the same product on each of the top ``max_videos`` videos of VR,
   multiplied by that video's ``exp(alpha * s)``, ranked across videos.
-* Spans are ranked by :func:`tempovl.metrics.spans.top_spans` within the window of
-  :func:`tempovl.metrics.spans.span_window` (re-exported here), the decoder that ``tempovl search`` uses too.
+* Spans are ranked by :func:`tempovl.metrics.spans.top_spans` (re-exported here) within the
+  span-length window min_span_frames <= j - i < max_span_frames, the decoder ``tempovl search`` uses too.
 * Frame indices become seconds as ``[i * interval, (j + 1) * interval]``; NMS (optional, tIoU 0.5) runs
   per video with :func:`tempovl.metrics.nms_moments` / :func:`tempovl.metrics.temporal_nms`.
 
@@ -27,8 +27,7 @@ import torch
 from tempovl.data.align import seconds_to_frames
 from tempovl.io import atomic_path
 from tempovl.metrics import nms_moments, temporal_nms
-from tempovl.metrics.spans import span_window as span_window  # re-exported: the shared decoder
-from tempovl.metrics.spans import top_spans as top_spans
+from tempovl.metrics.spans import top_spans as top_spans  # re-exported: the shared decoder
 
 
 def span_probs(start_logits: torch.Tensor, end_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

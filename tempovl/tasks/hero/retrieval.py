@@ -304,7 +304,6 @@ class HeroRetrievalTask(HeroDownstreamTask):
         c = self.c
         vids = clips.vids
         video2idx = {v: i for i, v in enumerate(vids)}
-        window = hm.span_window(frames.shape[1], c.min_span_frames, c.max_span_frames, frames.device)
         video_scores = torch.exp(c.q2c_alpha * scores)
         k = min(c.max_vcmr_videos, len(vids))
         top_scores, top_idx = video_scores.topk(k, dim=1)  # (Nq, K)
@@ -316,11 +315,15 @@ class HeroRetrievalTask(HeroDownstreamTask):
             qq = q[:, None].expand(n, k, d).reshape(n * k, d)  # (c, K, D) -> (c*K, D)
             st, ed = self.span_probs_on(qq, frames[cand.reshape(-1)], masks[cand.reshape(-1)])
             st, ed = st.view(n, k, -1), ed.view(n, k, -1)  # (c*K, T) -> (c, K, T)
-            sc, vk, si, ei = hm.top_spans(st, ed, window, c.max_before_nms, top_scores[r])
+            sc, vk, si, ei = hm.top_spans(
+                st, ed, c.min_span_frames, c.max_span_frames, c.max_before_nms, top_scores[r]
+            )
             own = torch.tensor([video2idx[queries[i].vid] for i in r], device=q.device)
             st_own, ed_own = self.span_probs_on(q, frames[own], masks[own])  # (c, T)
             own_probs.append((st_own.cpu().numpy(), ed_own.cpu().numpy()))
-            osc, _, osi, oei = hm.top_spans(st_own[:, None], ed_own[:, None], window, c.max_before_nms)
+            osc, _, osi, oei = hm.top_spans(
+                st_own[:, None], ed_own[:, None], c.min_span_frames, c.max_span_frames, c.max_before_nms
+            )
             for j, i in enumerate(r):
                 rows = []
                 for s, v, a, b in zip(sc[j].tolist(), vk[j].tolist(), si[j].tolist(), ei[j].tolist()):
@@ -408,9 +411,10 @@ class HeroRetrievalTask(HeroDownstreamTask):
         result: MomentsPrediction = {"video_score": score, "moments": []}
         if self.kind == "moment":
             c = self.c
-            window = hm.span_window(frames.shape[1], c.min_span_frames, c.max_span_frames, frames.device)
             st, ed = self.span_probs_on(q, frames, masks)
-            sc, _, si, ei = hm.top_spans(st[:, None], ed[:, None], window, c.max_before_nms)
+            sc, _, si, ei = hm.top_spans(
+                st[:, None], ed[:, None], c.min_span_frames, c.max_span_frames, c.max_before_nms
+            )
             rows = [
                 [0, *hm.to_seconds(a, b, interval), s]
                 for s, a, b in zip(sc[0].tolist(), si[0].tolist(), ei[0].tolist())
