@@ -3,6 +3,7 @@ video Range latency while searches flood the server. Prints issue 15's targets b
 
     python benchmarks/bench_serve.py                          # a tiny corpus + subtitle index made here
     python benchmarks/bench_serve.py --index runs/demo/index --requests 400 --seconds 60
+    python benchmarks/bench_serve.py --memory-searches 20000  # server RSS across 20,000 searches
 
 The server is the real command (`tempovl serve INDEX --port P` in a subprocess on 127.0.0.1), the
 clients are httpx on asyncio. Each level sends `--requests` searches (at most `--seconds` seconds) with
@@ -10,6 +11,10 @@ that many in flight at once. A 503 (the server's queue is full) is back-pressure
 waits its Retry-After and sends the search again, and the table counts these in "busy"; anything else
 that is not a 200 is an error. The Range test fetches 64 KiB ranges of one indexed video, one at a time,
 while 50 clients keep searching.
+
+`--memory-searches N` measures only memory instead: N searches (8 in flight, every query text different,
+so a cache keyed by query would show) and the server's resident memory (VmRSS of its process) before the
+first, after 1,000 and after the last.
 """
 
 from __future__ import annotations
@@ -173,6 +178,64 @@ async def range_under_flood(base: str, count: int, seconds: float) -> dict:
     }
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of process `pid` (VmRSS in /proc/PID/status), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def memory_run(base: str, pid: int, searches: int, concurrency: int = 8) -> dict:
+    """`searches` distinct searches; the server's RSS (MiB) at the start, after 1,000 and at the end."""
+    marks = {"start": rss_mib(pid)}
+    done = errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+        next_i = 0
+
+        async def one_client() -> None:
+            nonlocal done, errors, next_i
+            while next_i < searches:
+                i, next_i = next_i, next_i + 1
+                query = f"{QUERIES[i % len(QUERIES)]} {i}"  # never the same text twice
+                try:
+                    r = await client.post("/api/search", json={"query": query, "k": 10})
+                    errors += r.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
+                done += 1
+                if done == 1000:
+                    marks["after 1,000"] = rss_mib(pid)
+
+        await asyncio.gather(*(one_client() for _ in range(concurrency)))
+    marks[f"after {searches:,}"] = rss_mib(pid)
+    return {"marks": marks, "errors": errors, "seconds": time.perf_counter() - started}
+
+
+def memory_report(index: Path, searches: int, result: dict) -> str:
+    marks = result["marks"]
+    lines = [
+        f"search service on {index}: server RSS across {searches:,} searches "
+        f"({result['seconds']:.0f} s, {result['errors']} errors)",
+        "",
+        "| when | RSS (MiB) |",
+        "| --- | ---: |",
+    ]
+    lines += [f"| {when} | {mib:.1f} |" for when, mib in marks.items()]
+    if "after 1,000" in marks:
+        growth = marks[f"after {searches:,}"] - marks["after 1,000"]
+        lines += [
+            "",
+            target_line(
+                "RSS after 1,000 searches to the end grows <= 20 MiB", f"{growth:+.1f} MiB", growth <= 20
+            ),
+        ]
+    lines.append(machine_line())
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", help="an index folder (default: a tiny corpus indexed here)")
@@ -180,13 +243,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=300, help="searches per level (at most)")
     p.add_argument("--seconds", type=float, default=60, help="time limit per level")
     p.add_argument("--ranges", type=int, default=100, help="Range requests under the flood")
-    p.add_argument("--out", default="runs/bench/serve.md")
+    p.add_argument(
+        "--memory-searches", type=int, default=0, metavar="N", help="measure RSS across N searches"
+    )
+    p.add_argument(
+        "--out", default=None, help="default runs/bench/serve.md (serve-memory.md with --memory-searches)"
+    )
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else make_index(Path(tmp))
         port = free_port()
         server = start_server(index, port)
         base = f"http://127.0.0.1:{port}"
+        if args.memory_searches > 0:
+            try:
+                result = asyncio.run(memory_run(base, server.pid, args.memory_searches))
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+            publish(
+                memory_report(index, args.memory_searches, result), args.out or "runs/bench/serve-memory.md"
+            )
+            return 0
         try:
             levels = [
                 asyncio.run(search_level(base, int(c), args.requests, args.seconds))
@@ -226,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     total_errors = sum(r["errors"] for r in levels) + ranges["errors"]
     lines.append(target_line("0 errors", str(total_errors), total_errors == 0))
     lines.append(machine_line())
-    publish("\n".join(lines), args.out)
+    publish("\n".join(lines), args.out or "runs/bench/serve.md")
     return 0
 
 
