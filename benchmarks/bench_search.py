@@ -95,7 +95,8 @@ class RealisticEncoder:
     Video "v{n}" belongs to one of `topics` topics; its frames come in scenes (mean 8 frames): a scene
     vector near the video's centre, its frames near-duplicates of it (clustered, consecutive frames
     alike, as real footage). The query "v{n} s{k}" is a noisy copy of scene k of video n (a text
-    query near one moment). Uniform random vectors would be IVF's worst case and mislead.
+    query near one moment); any other text is a random direction (a query about nothing indexed).
+    Uniform random vectors would be IVF's worst case and mislead.
     """
 
     name = spec = "realistic-synthetic"
@@ -130,7 +131,12 @@ class RealisticEncoder:
     def encode_query(self, texts: list[str]) -> np.ndarray:
         out = []
         for text in texts:
-            video, scene = (int(part[1:]) for part in text.split())
+            parts = text.split()
+            if len(parts) != 2 or not all(p[0] in "vs" and p[1:].isdigit() for p in parts):
+                rng = np.random.default_rng(list(text.encode()))  # not a query of a scene: a random direction
+                out.append(_unit(_noise(rng, 1, self.dim))[0])
+                continue
+            video, scene = (int(part[1:]) for part in parts)
             _, scenes, _ = self._video(video)
             rng = np.random.default_rng([video, scene])
             out.append(_unit(scenes[scene % len(scenes)] + 0.6 * _noise(rng, 1, self.dim))[0])

@@ -132,23 +132,41 @@ class VideoRanker:
         index.nprobe = min(nprobe, index.nlist)
         faiss.downcast_index(index.quantizer).hnsw.efSearch = max(COARSE_EF_MIN, 2 * index.nprobe)
         queries = np.ascontiguousarray(queries, dtype=np.float32)  # (Q, d)
-        frame_k = min(data.num_frames, max(256, 16 * want))
-        _, ids = index.search(queries, frame_k)  # (Q, frame_k), best first
-        frames = data.frames_of_ids(ids)  # (Q, frame_k) global frame numbers, -1 = none
         candidates = want * self.rescore
+        picked = self._candidates(queries, candidates)
         out_v = np.full((len(queries), want), -1, dtype=np.int64)
         out_s = np.full((len(queries), want), -np.inf)
-        for qi, row in enumerate(frames):
-            row = row[row >= 0]
-            videos = data.frame_video[row]
-            _, first = np.unique(videos, return_index=True)  # a video's first (= best) frame
-            cand = videos[np.sort(first)][:candidates]  # candidates in approximate rank order
+        for qi, cand in enumerate(picked):
             exact = np.array([float((data.video_embs(v) @ queries[qi]).max()) for v in cand])
             top = _top(exact[None], want)
             n = top.videos.shape[1]
             out_v[qi, :n] = cand[top.videos[0]]
             out_s[qi, :n] = top.scores[0]
         return Ranking(out_v, out_s)
+
+    def _candidates(self, queries: np.ndarray, candidates: int) -> list[np.ndarray]:
+        """Each query's first `candidates` distinct videos in the IVF's frame order. Frames of one
+        video are alike, so the top frames may name few videos: the frame count grows (x4) for the
+        queries that saw too few, until they see enough or the probed lists run out."""
+        data, index = self.data, self.ivf
+        picked: list[np.ndarray | None] = [None] * len(queries)
+        todo = np.arange(len(queries))
+        frame_k = min(data.num_frames, max(256, 16 * candidates))
+        while len(todo):
+            _, ids = index.search(queries[todo], frame_k)  # (q, frame_k), best first, -1 padded
+            retry = []
+            for qi, row in zip(todo.tolist(), data.frames_of_ids(ids)):
+                row = row[row >= 0]
+                videos = data.frame_video[row]
+                _, first = np.unique(videos, return_index=True)  # a video's first (= best) frame
+                cand = videos[np.sort(first)]  # in approximate rank order
+                if len(cand) < candidates and len(row) == frame_k < data.num_frames:
+                    retry.append(qi)
+                else:
+                    picked[qi] = cand[:candidates].astype(np.int64)
+            todo = np.asarray(retry, dtype=np.int64)
+            frame_k = min(data.num_frames, frame_k * 4)
+        return picked
 
 
 def _top(scores: np.ndarray, want: int) -> Ranking:

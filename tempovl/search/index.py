@@ -327,6 +327,9 @@ def build_index(
         current = manifest.get("approx") or {}
         if current.get("revision") != manifest["revision"] or approx not in ("auto", current.get("kind")):
             report.approx = write_approx_index(out, approx, manifest, progress=progress)
+        if (manifest.get("relevance") or {}).get("revision") != manifest["revision"]:
+            manifest["relevance"] = calibrate_relevance(out, encoder, manifest)
+            write_json(manifest_path(out), manifest)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -550,6 +553,41 @@ def verify_index(index_dir: str | os.PathLike) -> int:
                 f"shard {run.shard:05d} of {index_dir}: non-finite frame embeddings; rebuild the index"
             )
     return len(by_shard)
+
+
+def null_queries(num: int = 128, seed: int = 0) -> list[str]:
+    """`num` nonsense queries of 2-5 made-up words: what nothing in an index should match. Half are
+    pronounceable ("tazu bokimer fe"), half random letters ("xqvt blorf"). Deterministic."""
+    rng = np.random.default_rng(seed)
+    consonants, vowels, letters = "bdfgklmnprstvz", "aeiou", "abcdefghijklmnopqrstuvwxyz"
+
+    def word(pronounceable: bool) -> str:
+        if pronounceable:
+            return "".join(
+                rng.choice(list(consonants)) + rng.choice(list(vowels)) for _ in range(rng.integers(1, 4))
+            )
+        return "".join(rng.choice(list(letters), size=rng.integers(3, 8)))
+
+    return [" ".join(word(i % 2 == 0) for _ in range(rng.integers(2, 6))) for i in range(num)]
+
+
+def calibrate_relevance(index_dir: str | os.PathLike, encoder: MomentEncoder, manifest: dict) -> dict:
+    """The relevance threshold of an index: the 95th percentile, over `null_queries`, of the best video
+    score a nonsense query gets. A search whose best video scores below it found nothing relevant (the
+    page says so instead of showing confident cards). Recorded in the manifest's "relevance"."""
+    from tempovl.search import ann
+
+    data = IndexData(index_dir, manifest)
+    if data.num_frames == 0:
+        return {"threshold": None, "revision": manifest["revision"]}
+    queries = null_queries()
+    best = ann.VideoRanker(data).exact(encoder.encode_query(queries), 1).scores[:, 0]  # (n,)
+    return {
+        "threshold": round(float(np.quantile(best, 0.95)), 6),
+        "null_queries": len(queries),
+        "null_best_median": round(float(np.median(best)), 6),
+        "revision": manifest["revision"],
+    }
 
 
 def write_approx_index(

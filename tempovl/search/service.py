@@ -225,7 +225,7 @@ def create_app(
     examples: list[str] = []
 
     def threshold() -> float | None:
-        value = getattr(searcher, "threshold", None)  # calibrated by the index build; None: not known
+        value = searcher.threshold  # calibrated by the index build; None: not known
         return None if value is None else float(value)
 
     def indexed_file(video_idx: int) -> Path | JSONResponse:

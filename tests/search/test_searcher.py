@@ -192,3 +192,15 @@ def test_search_window_defaults_and_bad_windows(search_index, encoder):
     assert (capped.min_span_frames, capped.max_span_frames) == (2, 4)  # 6 s = 4 frames
     with pytest.raises(ConfigError, match="span-length window"):
         Searcher(search_index, encoder=FixedProbs(encoder, (2, 16)), max_moment_s=3.0)
+
+
+def test_relevance_threshold_is_calibrated_on_nonsense(searcher, spoken_line):
+    """index build records the 95th percentile of nonsense queries' best video scores; a spoken line
+    of the corpus scores above it, and about 5 % of the nonsense does."""
+    from tempovl.search.index import null_queries
+
+    assert searcher.threshold is not None
+    assert searcher.manifest["relevance"]["revision"] == searcher.manifest["revision"]
+    assert searcher.search(spoken_line["text"], k=1)[0].video_score > searcher.threshold
+    best = [searcher.video_scores(v)[1][0] for v in searcher.encoder.encode_query(null_queries())]
+    assert 0.0 < np.mean(np.asarray(best) >= searcher.threshold) <= 0.06
