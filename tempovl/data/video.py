@@ -10,6 +10,7 @@ to `size x size`. A missing, corrupt, truncated or stream-less file raises `Inpu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ import torch.nn.functional as F
 
 from tempovl.data.align import num_frames_covering
 from tempovl.errors import InputError
+
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # files whose wrong header was reported (once each)
 
 # a decode that stops this far before the declared end of the stream means the file is truncated
 # The one list of video files every command reads (features extract, index build, data validate, predict
@@ -59,7 +63,35 @@ def _open(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+def _packet_end(path: str | Path) -> tuple[float, int] | None:
+    """(seconds from the stream's start to the end of its last video packet, number of packets), read
+    from the packets without decoding; None when they carry no timestamps."""
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        first, last, count = None, None, 0
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is None or packet.size == 0:  # the demuxer's final empty packet
+                continue
+            count += 1
+            first = stamp if first is None else min(first, stamp)
+            last = max(last or stamp, stamp + (packet.duration or 0))
+    except (av.FFmpegError, OSError):
+        return None  # unreadable packets: decoding will say so, naming the file
+    finally:
+        container.close()
+    if last is None or stream.time_base is None:
+        return None
+    start = stream.start_time if stream.start_time is not None else first
+    return float((last - start) * stream.time_base), count
+
+
 def _stream_info(path: str | Path, container: av.container.InputContainer) -> VideoInfo:
+    """The stream's duration, rate, frame count and size. A header that declares less than its packets
+    hold (MPEG program streams estimate from the bit rate; some writers leave 0.02 s for minutes of
+    frames) is overruled by the packets, with a warning naming the file. A header that declares more
+    is kept: decoding then finds the file truncated and says so."""
     stream = container.streams.video[0]
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
@@ -73,6 +105,18 @@ def _stream_info(path: str | Path, container: av.container.InputContainer) -> Vi
         num_frames = int(round(duration * fps))
     if duration <= 0 and num_frames > 0 and fps > 0:
         duration = num_frames / fps
+    frame_dt = 1.0 / fps if fps > 0 else 0.04
+    packets = _packet_end(path)
+    if packets is not None and packets[0] > duration + 2 * frame_dt:
+        if duration > 0 and str(path) not in _WARNED:
+            _WARNED.add(str(path))
+            log.warning(
+                "%s: the header declares %.2f s but the frames run to %.2f s; using the frames",
+                path,
+                duration,
+                packets[0],
+            )
+        duration, num_frames = packets[0], max(num_frames, packets[1])
     width, height = stream.codec_context.width, stream.codec_context.height
     if duration <= 0 or width <= 0 or height <= 0:
         raise InputError(f"{path}: video stream has no usable duration or size")

@@ -166,3 +166,49 @@ def test_one_list_of_video_extensions_for_every_command(tmp_path):
     (tmp_path / "notes.srt").write_text("")
     assert len(feature_videos(tmp_path)) == len(wanted)
     assert len(index_videos([tmp_path])) == len(wanted)
+
+
+def _mpeg_ps(path: Path, seconds: int = 5, fps: int = 25) -> Path:
+    """An MPEG-1 program stream (.mpg): its header duration is estimated from the bit rate."""
+    container = av.open(str(path), "w", format="mpeg")
+    stream = container.add_stream("mpeg1video", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    rng = np.random.default_rng(0)
+    for _ in range(seconds * fps):
+        img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def test_a_header_that_declares_too_little_is_overruled_by_the_frames(tmp_path, caplog):
+    """Issue 13: an mp4 whose mvhd/mdhd/tkhd say 0.00008 s for 4 s of frames, and an MPEG-1 program
+    stream whose bit-rate estimate falls short, are read to their last frame, with one warning."""
+    import struct
+
+    good = write_video(tmp_path / "good.mp4", 4 * FPS)
+    data = bytearray(good.read_bytes())
+    for box, offset in ((b"mvhd", 16), (b"mdhd", 16), (b"tkhd", 20)):  # version-0 duration fields
+        at = data.find(box) + 4
+        data[at + offset : at + offset + 4] = struct.pack(">I", 1)
+    lying = tmp_path / "lying.mp4"
+    lying.write_bytes(data)
+    with av.open(str(lying)) as container:
+        assert float(container.streams.video[0].duration * container.streams.video[0].time_base) < 0.01
+    with caplog.at_level("WARNING"):
+        info = probe(lying)
+        probe(lying)
+    assert info.duration == pytest.approx(4.0) and info.num_frames == 4 * FPS
+    assert [r.getMessage() for r in caplog.records if "lying.mp4" in r.getMessage()] == [
+        f"{lying}: the header declares 0.00 s but the frames run to 4.00 s; using the frames"
+    ]
+    clips, spans = read_windows(lying, size=None)
+    assert spans[-1].tolist() == [3.0, 4.5] and len(clips) == 3
+    assert frame_index(clips[-1, -1]) == (4 * FPS - 1) % 20  # the last frame is reached
+
+    mpg = _mpeg_ps(tmp_path / "camera.mpg")
+    assert probe(mpg).duration == pytest.approx(5.0, abs=0.1)
+    assert len(read_windows(mpg, size=None)[1]) == 4
