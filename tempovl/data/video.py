@@ -153,6 +153,14 @@ def _decode(
         yield float(frame.time) - start, frame
 
 
+def frame_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """(H, W, 3) uint8 of a decoded frame as it is meant to be seen: phone videos are stored sideways
+    with a rotation in their display matrix, which is applied here (counterclockwise, ffmpeg's sense)."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = round((frame.rotation or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
 def resize_crop(image: np.ndarray, size: int | None) -> np.ndarray:
     """Resize `image (H, W, 3) uint8` so its shorter side is `size`, then centre-crop `size x size`."""
     if size is None:
@@ -188,7 +196,7 @@ def _iter_frames_at(
         def image_of_prev() -> np.ndarray:
             nonlocal prev_image
             if prev_image is None:
-                prev_image = resize_crop(prev_frame.to_ndarray(format="rgb24"), size)
+                prev_image = resize_crop(frame_rgb(prev_frame), size)
             return prev_image
 
         for t, frame in _decode(path, container):

@@ -64,6 +64,8 @@ def thumbnail_jpeg(
     w = min(width, frame.width)
     h = max(2, round(frame.height * w / frame.width / 2) * 2)
     image = frame.to_image(width=w, height=h)  # PIL RGB (Pillow is a declared dependency)
+    if frame.rotation:  # a phone video stored sideways: as data.video.frame_rgb, counterclockwise
+        image = image.rotate(round(frame.rotation / 90) * 90, expand=True)
     buf = io.BytesIO()
     image.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()

@@ -212,3 +212,26 @@ def test_a_header_that_declares_too_little_is_overruled_by_the_frames(tmp_path, 
     mpg = _mpeg_ps(tmp_path / "camera.mpg")
     assert probe(mpg).duration == pytest.approx(5.0, abs=0.1)
     assert len(read_windows(mpg, size=None)[1]) == 4
+
+
+def test_phone_video_rotation_is_honoured(tmp_path):
+    """Issue 13: a video stored landscape with a 90-degree display rotation (how phones record
+    portrait) is read upright: portrait frames, the stored left half at the bottom."""
+    path = tmp_path / "phone.mp4"
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=FPS)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    stream.set_display_rotation(90)  # counterclockwise, as ffmpeg reads it back
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[:, :32] = 255  # stored: left half white
+    for _ in range(2 * FPS):
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    clips, _ = read_windows(path, size=None)
+    frame = clips[0, 0]
+    assert frame.shape == (64, 48, 3)  # portrait
+    assert frame[40:].mean() > 200 and frame[:24].mean() < 50  # turned counterclockwise: white below
+    assert sample_frames(path, 2, size=32).shape[1:] == (32, 32, 3)

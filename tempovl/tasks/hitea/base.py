@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from tempovl.config import from_dict
 from tempovl.data.hitea_data import NORMALIZATION, DataConfig, FrameReader, to_float_video
-from tempovl.data.video import probe, resize_crop, sparse_times
+from tempovl.data.video import frame_rgb, probe, resize_crop, sparse_times
 from tempovl.errors import ConfigError, InputError
 from tempovl.registry import build_model
 from tempovl.tasks.base import Task
@@ -171,7 +171,7 @@ def read_image(path: str, size: int) -> np.ndarray:
     try:
         with av.open(path) as container:
             frame = next(container.decode(video=0))
-            image = frame.to_ndarray(format="rgb24")
+            image = frame_rgb(frame)  # EXIF orientation, where the decoder exports it
     except (av.FFmpegError, OSError, StopIteration) as e:
         raise InputError(f"{path}: not a readable image ({e})") from None
     return resize_crop(image, size)
