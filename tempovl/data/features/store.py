@@ -2,7 +2,9 @@
 
 Layout of a store directory:
 ```
-manifest.json          {"format", "version", "dim", "dtype", "interval", "extractor", "shards": [...]}
+manifest.json          {"format", "version", "dim", "dtype", "interval", "extractor", "details",
+                        "shards": [...]}; "details" is what else defines a feature (the frame size,
+                        frames per window, the sampling): a resumed run must agree on all of it
 shard-00000.npy        all feature-frames of up to `shard_size` videos, rows concatenated (rows, dim)
 shard-00000.json       {"videos": {vid: {"offset", "length", "sha256", "meta"}}}
 ```
@@ -90,6 +92,7 @@ class FeatureWriter:
         interval: float = 1.5,
         extractor: str = "",
         shard_size: int = 64,
+        details: dict | None = None,
     ):
         if dtype not in _DTYPES:
             raise InputError(f"feature dtype must be one of {_DTYPES}, got {dtype!r}")
@@ -98,6 +101,7 @@ class FeatureWriter:
         self.root = Path(root)
         self.dim, self.dtype, self.interval, self.extractor = dim, dtype, float(interval), extractor
         self.shard_size = shard_size
+        self.details = dict(details or {})
         self._pending: list[tuple[str, np.ndarray, dict]] = []
         self._done: set[str] = set()
         self._lock = contextlib.ExitStack()
@@ -122,6 +126,7 @@ class FeatureWriter:
                 "dtype": self.dtype,
                 "interval": self.interval,
                 "extractor": self.extractor,
+                "details": self.details,
                 "shards": [],
                 "num_videos": 0,
             }
@@ -138,6 +143,16 @@ class FeatureWriter:
                     f"{self.root}: existing feature store has {key}={m[key]!r}, this run wants {value!r}; "
                     "use another output folder"
                 )
+        have = m.get("details") or {}
+        for key, value in self.details.items():
+            if key in have and have[key] != value:
+                raise InputError(
+                    f"{self.root}: existing feature store was extracted with {key}={have[key]!r}, this run "
+                    f"wants {value!r} (one store never mixes features); use another output folder"
+                )
+            if key not in have:  # a store from before details were recorded: record what this run uses
+                have[key] = value
+        m["details"] = have
 
     def _remove_uncommitted(self) -> None:
         """Delete shard files (and temporaries) the manifest does not list: leftovers of a dead run."""
@@ -216,6 +231,7 @@ class FeatureStore:
         self.dtype = np.dtype(manifest["dtype"])
         self.interval: float = float(manifest["interval"])
         self.extractor: str = manifest["extractor"]
+        self.details: dict = dict(manifest.get("details") or {})  # frame size, frames per window, sampling
         self._index: dict[str, tuple[str, dict]] = {}
         for shard in manifest["shards"]:
             for vid, entry in _read_shard_index(self.root, shard).items():
