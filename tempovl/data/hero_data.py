@@ -24,6 +24,7 @@ Sub-task batches (all randomness comes from an optional ``torch.Generator``, so 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from tempovl.data.packing import one_per_video, pack_clips, pad_ids
 from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
 
 SUBTASKS = ("mlm", "mffr", "mnce", "fom", "vsm")
 
@@ -137,6 +140,27 @@ def clip_units(
     return [Unit(tokenize(u.text)[:max_tokens] if u.text else [], u.frame_ids, bool(u.text)) for u in units]
 
 
+def warn_if_cut(lengths: Sequence[int], max_frames: int, interval: float, where: str) -> int:
+    """Say once, loudly, when `data.max_frames` cuts videos: how many, from which second, the longest.
+    Returns the number of videos cut."""
+    cut = [n for n in lengths if n > max_frames]
+    if cut:
+        log.warning(
+            "%s: data.max_frames %d (= %.0f s at %.2f s a frame) cuts %d of %d videos (the longest is %.0f s): "
+            "frames after %.0f s are not seen, and moments past it cannot be predicted. Raise data.max_frames "
+            "(up to model.max_clip_len) to see more of each video.",
+            where,
+            max_frames,
+            max_frames * interval,
+            interval,
+            len(cut),
+            len(lengths),
+            max(cut) * interval,
+            max_frames * interval,
+        )
+    return len(cut)
+
+
 class HeroClipDataset(Dataset):
     """Clips of one split: ``{"vid", "frame_feats" (T, F) float32, "units": [Unit]}``.
 
@@ -177,6 +201,9 @@ class HeroClipDataset(Dataset):
 
         self.vids = vids
         self.num_frames = [min(self.store.num_frames(v), cfg.max_frames) for v in vids]
+        warn_if_cut(
+            [self.store.num_frames(v) for v in vids], cfg.max_frames, self.store.interval, f"{split} split"
+        )
         self.units: list[list[Unit]] = []
         for vid, t in zip(vids, self.num_frames, strict=True):
             if cfg.subtitles == "tvr":

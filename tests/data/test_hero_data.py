@@ -199,3 +199,16 @@ def test_dataset_errors_name_the_split_and_the_store(tiny_corpus, tiny_features,
     cfg = DataConfig(corpus=str(corpus), features=str(tiny_features), splits={"train": ["train"]})
     with pytest.raises(InputError, match=r"no features for 1 video.*tv99999"):
         HeroClipDataset(cfg, "train")
+
+
+def test_a_cap_that_cuts_videos_says_so_once(caplog):
+    """Issue 13: data.max_frames silently dropped everything after 150 s; now it is said, with numbers."""
+    from tempovl.data.hero_data import warn_if_cut
+
+    with caplog.at_level("WARNING"):
+        assert warn_if_cut([50, 100, 400, 120], 100, 1.5, "train split") == 2
+        assert warn_if_cut([50, 100], 100, 1.5, "val split") == 0
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "train split" in message and "cuts 2 of 4 videos" in message and "600 s" in message
+    assert "after 150 s" in message

@@ -17,7 +17,7 @@ import torch
 
 from tempovl.config import from_dict
 from tempovl.data.features.store import FeatureStore
-from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units
+from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units, warn_if_cut
 from tempovl.data.subtitles import Sentence
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
@@ -123,8 +123,9 @@ class HeroDownstreamTask(HeroTask):
             )
         if len(feats) == 0:
             raise InputError("video features: the video has no frames")
-        feats = feats[: self.data_cfg.max_frames]
         step = self.interval if interval is None else float(interval)
+        warn_if_cut([len(feats)], self.data_cfg.max_frames, step, "the input video")
+        feats = feats[: self.data_cfg.max_frames]
         units = clip_units(
             list(sentences), len(feats), step, self.tokenize, self.data_cfg.max_sentence_tokens
         )
