@@ -97,17 +97,37 @@ def nms_moments(
 
     As TVRetrieval/HERO post-processing: the first `max_before` rows are grouped by video, NMS runs
     inside each video, and the survivors are re-sorted by score across videos (stable) and cut to
-    `max_after`.
+    `max_after`. Computed lazily: whether a row survives depends only on the better rows of its video,
+    so rows are visited best first (equal scores: the video seen first, then input order, the order
+    the grouped computation gives) and the visit stops at `max_after` survivors.
     """
-    groups: dict[float, list[list[float]]] = {}
-    for row in list(predictions)[:max_before]:
-        groups.setdefault(row[0], []).append(list(row))
-    merged = []
-    for rows in groups.values():
-        keep = temporal_nms([r[1:3] for r in rows], [r[3] for r in rows], threshold)
-        merged.extend(rows[i] for i in keep)
-    merged.sort(key=lambda r: r[3], reverse=True)
-    return merged[:max_after]
+    rows = [list(r) for r in list(predictions)[:max_before]]
+    for i, r in enumerate(rows):
+        if r[1] > r[2]:
+            raise InputError(f"predictions[{i}]: start {r[1]} is after end {r[2]}")
+    first_seen: dict[float, int] = {}
+    for r in rows:
+        first_seen.setdefault(r[0], len(first_seen))
+    order = sorted(range(len(rows)), key=lambda i: (-rows[i][3], first_seen[rows[i][0]], i))
+    kept: dict[float, list[list[float]]] = {}
+    out: list[list[float]] = []
+    for i in order:
+        if len(out) >= max_after:
+            break
+        r = rows[i]
+        mine = kept.setdefault(r[0], [])
+        if any(_iou(r[1], r[2], m[1], m[2]) > threshold for m in mine):
+            continue
+        mine.append(r)
+        out.append(r)
+    return out
+
+
+def _iou(s1: float, e1: float, s2: float, e2: float) -> float:
+    """tIoU of two spans, as `temporal_iou` (touching or zero-length: 0)."""
+    inter = min(e1, e2) - max(s1, s2)
+    union = max(e1, e2) - min(s1, s2)
+    return inter / union if inter > 0 and union > 0 else 0.0
 
 
 def _tvr_iou(pred_spans: np.ndarray, gt_span: np.ndarray) -> np.ndarray:

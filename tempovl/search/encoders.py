@@ -278,12 +278,20 @@ class SubtitleEncoder:
 
     def localize(self, query_vec: np.ndarray, frame_embs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sim = np.asarray(frame_embs, dtype=np.float64) @ np.asarray(query_vec, dtype=np.float64)  # (T,)
-        padded = np.pad(sim, 1, mode="edge")  # (T + 2,)
-        profile = 0.2 * padded[:-2] + 0.6 * padded[1:-1] + 0.2 * padded[2:]  # (T,)
-        around = np.pad(profile, 1, mode="edge")  # (T + 2,) no edge at the video's ends
-        start_logits = 2 * profile - around[:-2]
-        end_logits = 2 * profile - around[2:]
+        profile = 0.2 * _before(sim) + 0.6 * sim + 0.2 * _after(sim)  # (T,) edges repeated
+        start_logits = 2 * profile - _before(profile)  # no edge at the video's ends
+        end_logits = 2 * profile - _after(profile)
         return _softmax(self.temperature * start_logits), _softmax(self.temperature * end_logits)
+
+
+def _before(x: np.ndarray) -> np.ndarray:
+    """x shifted one step later (x[t - 1] at t), the first value repeated."""
+    return np.concatenate([x[:1], x[:-1]])
+
+
+def _after(x: np.ndarray) -> np.ndarray:
+    """x shifted one step earlier (x[t + 1] at t), the last value repeated."""
+    return np.concatenate([x[1:], x[-1:]])
 
 
 def _subtitle_factory(arg: str | None) -> MomentEncoder:

@@ -170,38 +170,47 @@ class Searcher:
             )
         return lo, hi
 
-    def _moments(
-        self, query_vec: np.ndarray, videos: list[int], video_scores: list[float]
-    ) -> list[list[float]]:
-        """The `per_video` best [video, start, end, score] rows of each of `videos`: one decoder call
-        for all of them (videos padded to the longest), linear in their length."""
-        probs = [self.encoder.localize(query_vec, self.data.video_embs(v)) for v in videos]
-        lengths = [len(st) for st, _ in probs]
-        st = torch.zeros(len(videos), 1, max(lengths), dtype=torch.float64)  # (K, 1, T): a video a row
-        ed = torch.zeros_like(st)
-        for row, (st_probs, ed_probs) in enumerate(probs):
-            st[row, 0, : lengths[row]] = torch.as_tensor(np.asarray(st_probs, dtype=np.float64))
-            ed[row, 0, : lengths[row]] = torch.as_tensor(np.asarray(ed_probs, dtype=np.float64))
-        lens = torch.tensor(lengths)[:, None]  # (K, 1)
-        # each video as its own "query" (K, 1, T): its own per_video best spans, rows padded with -1
-        scores, _, st_idx, ed_idx = top_spans(
-            st, ed, self.min_span_frames, self.max_span_frames, self.per_video, None, lens
-        )
-        scores, st_idx, ed_idx = scores.tolist(), st_idx.tolist(), ed_idx.tolist()
-        out = []
-        for row, video in enumerate(videos):
-            spans = self.data.video_spans(video)
-            for p, i, j in zip(scores[row], st_idx[row], ed_idx[row]):
-                if p < 0:  # fewer allowed spans than per_video in this video
-                    break
-                out.append(
-                    [
-                        float(video),
-                        float(spans[i, 0]),
-                        float(spans[j, 1]),
-                        video_scores[row] + math.log(max(p, 1e-300)) / self.video_temperature,
-                    ]
-                )
+    def _moments(self, pairs: list[tuple[np.ndarray, int, float]]) -> list[list[list[float]]]:
+        """For each (query vector, video, video score): its `per_video` best [video, start, end, score]
+        rows. All pairs of a batch go through the decoder together, padded to the longest video of a
+        chunk (chunks of similar length, at most ~256k frame slots each), linear in their length."""
+        probs = [self.encoder.localize(q, self.data.video_embs(v)) for q, v, _ in pairs]
+        lengths = np.array([len(st) for st, _ in probs], dtype=np.int64)
+        out: list[list[list[float]]] = [[] for _ in pairs]
+        order = np.argsort(lengths, kind="stable")
+        budget = 1 << 18  # frame slots per decoder call
+        start = 0
+        while start < len(order):  # ascending lengths: a chunk is as wide as its last pair
+            stop = start + 1
+            while stop < len(order) and (stop - start + 1) * int(lengths[order[stop]]) <= budget:
+                stop += 1
+            chunk = order[start:stop].tolist()
+            width = int(lengths[chunk].max())
+            st = torch.zeros(len(chunk), 1, width, dtype=torch.float64)  # (P, 1, T): a pair a row
+            ed = torch.zeros_like(st)
+            for row, pair in enumerate(chunk):
+                st[row, 0, : lengths[pair]] = torch.as_tensor(np.asarray(probs[pair][0], dtype=np.float64))
+                ed[row, 0, : lengths[pair]] = torch.as_tensor(np.asarray(probs[pair][1], dtype=np.float64))
+            lens = torch.as_tensor(lengths[chunk])[:, None]  # (P, 1)
+            # each pair as its own "query" (P, 1, T): its own per_video best spans, rows padded with -1
+            scores, _, st_idx, ed_idx = top_spans(
+                st, ed, self.min_span_frames, self.max_span_frames, self.per_video, None, lens
+            )
+            for row, pair in enumerate(chunk):
+                _, video, video_score = pairs[pair]
+                spans = self.data.video_spans(video)
+                for p, i, j in zip(scores[row].tolist(), st_idx[row].tolist(), ed_idx[row].tolist()):
+                    if p < 0:  # fewer allowed spans than per_video in this video
+                        break
+                    out[pair].append(
+                        [
+                            float(video),
+                            float(spans[i, 0]),
+                            float(spans[j, 1]),
+                            video_score + math.log(max(p, 1e-300)) / self.video_temperature,
+                        ]
+                    )
+            start = stop
         return out
 
     def search(self, query: str, k: int = 10, approx: bool | None = None) -> list[Hit]:
@@ -223,27 +232,37 @@ class Searcher:
         modes = [approx] * len(queries) if not isinstance(approx, list) else list(approx)
         modes = [self._approx_current if m is None else bool(m) for m in modes]
         vectors = self.encoder.encode_query([q.strip() for q in queries])  # (Q, d)
-        out: list[list[Hit] | None] = [None] * len(queries)
+        ranked: list[tuple[np.ndarray, np.ndarray]] = [None] * len(queries)  # type: ignore[list-item]
         for mode in set(modes):
             rows = [i for i, m in enumerate(modes) if m == mode]
             ranking = self.rank(vectors[rows], approx=mode)
             for r, i in enumerate(rows):
                 keep = ranking.videos[r] >= 0
-                out[i] = self._hits(vectors[i], ranking.videos[r][keep], ranking.scores[r][keep], ks[i])
-        return out
+                ranked[i] = (ranking.videos[r][keep], ranking.scores[r][keep])
+        return self._hits(vectors, ranked, ks)
 
     def search_vector(self, query_vec: np.ndarray, k: int = 10, approx: bool | None = None) -> list[Hit]:
         """`search` for an already encoded query (d,)."""
-        videos, scores = self.video_scores(query_vec, approx=approx)
-        return self._hits(query_vec, videos, scores, k)
+        return self._hits(np.asarray(query_vec)[None], [self.video_scores(query_vec, approx=approx)], [k])[0]
 
-    def _hits(self, query_vec: np.ndarray, videos: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
-        """The k best moments inside the ranked `videos` (their global `scores`), after NMS."""
-        rows = self._moments(query_vec, videos.tolist(), scores.tolist()) if len(videos) else []
-        rows.sort(key=lambda r: -r[3])  # stable: ties keep video order
-        kept = nms_moments(rows, threshold=0.5, max_before=len(rows), max_after=k)
-        score_of = dict(zip(videos.tolist(), scores.tolist()))
-        return [self._hit(rank, row, score_of[int(row[0])]) for rank, row in enumerate(kept, 1)]
+    def _hits(
+        self, vectors: np.ndarray, ranked: list[tuple[np.ndarray, np.ndarray]], ks: list[int]
+    ) -> list[list[Hit]]:
+        """Each query's k best moments inside its ranked (videos, global scores), after NMS."""
+        pairs = [
+            (vectors[qi], video, score)
+            for qi, (videos, scores) in enumerate(ranked)
+            for video, score in zip(videos.tolist(), scores.tolist())
+        ]
+        moments = iter(self._moments(pairs))
+        out = []
+        for (videos, scores), k in zip(ranked, ks):
+            rows = [row for _ in range(len(videos)) for row in next(moments)]
+            rows.sort(key=lambda r: -r[3])  # stable: ties keep video order
+            kept = nms_moments(rows, threshold=0.5, max_before=len(rows), max_after=k)
+            score_of = dict(zip(videos.tolist(), scores.tolist()))
+            out.append([self._hit(rank, row, score_of[int(row[0])]) for rank, row in enumerate(kept, 1)])
+        return out
 
     def _hit(self, rank: int, row: list[float], video_score: float) -> Hit:
         video = int(row[0])

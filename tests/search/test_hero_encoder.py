@@ -137,7 +137,7 @@ def test_search_ranks_moments_as_the_tasks_evaluation(hero, hero_index):
     _, _, si, ei = hm.top_spans(st, ed, task.c.min_span_frames, task.c.max_span_frames, 20)
     spans = searcher.data.video_spans(v)
     expected = [(float(spans[i, 0]), float(spans[j, 1])) for i, j in zip(si[0].tolist(), ei[0].tolist())]
-    assert [(r[1], r[2]) for r in searcher._moments(query, [v], [0.0])] == expected
+    assert [(r[1], r[2]) for r in searcher._moments([(query, v, 0.0)])[0]] == expected
 
 
 def test_long_video_is_encoded_in_clips(hero, video):

@@ -172,7 +172,7 @@ def test_search_decodes_moments_as_evaluate(search_index, encoder, window):
     query = encoder.encode_query(["someone asks Bob a question"])[0]
     videos = [0, 1, 2, searcher.num_videos - 1]
     assert len({len(searcher.data.video_spans(v)) for v in videos}) > 1  # decoded together, padded
-    together = searcher._moments(query, videos, [0.0] * len(videos))
+    together = [row for rows in searcher._moments([(query, v, 0.0) for v in videos]) for row in rows]
     for video in videos:
         spans = searcher.data.video_spans(video)
         rows = [r for r in together if r[0] == video]
