@@ -108,17 +108,32 @@ def _make_sentence(lines: list[str], start: float, end: float) -> Sentence | Non
     return Sentence(text=text, start=start, end=end, speaker=speaker)
 
 
+def decode_text(raw: bytes) -> str:
+    """Text of a subtitle file in the encodings people's files come in: UTF-16 (with a BOM, or ASCII
+    text with every other byte zero), UTF-8 (BOM or not), else Windows-1252 (what Windows editors
+    save: curly quotes and dashes at 0x91-0x97; latin-1 would turn them into control characters),
+    else latin-1 for the few bytes cp1252 leaves undefined."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if len(raw) >= 4 and raw[1::2][:64].count(0) > 0.9 * len(raw[1::2][:64]):
+        return raw.decode("utf-16-le", errors="replace")
+    if len(raw) >= 4 and raw[0::2][:64].count(0) > 0.9 * len(raw[0::2][:64]):
+        return raw.decode("utf-16-be", errors="replace")
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("latin-1")
+
+
 def _read_lines(path: str | os.PathLike) -> list[str]:
     """Lines of a text file without BOM and line endings (CRLF, CR and LF all accepted)."""
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot read subtitle file ({e.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return decode_text(raw).replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _parse_timing(

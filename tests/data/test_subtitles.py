@@ -207,3 +207,23 @@ def test_tvr_subtitles_malformed(tmp_path, record, fragment):
         read_tvr_subtitles(path)
     assert "subs.jsonl:2: " in str(e.value)
     assert fragment in str(e.value)
+
+
+def test_cp1252_and_utf16_subtitles_are_decoded(tmp_path):
+    """Issue 13: a Windows editor's cp1252 file keeps its curly quotes and dashes; UTF-16 files (with
+    a BOM, as Windows 'Unicode' saves them, or without) are decoded, not rejected."""
+    from tempovl.data.subtitles import read_subtitle_file
+
+    text = "1\r\n00:00:01,000 --> 00:00:02,500\r\n\u201cWait\u201d \u2014 it\u2019s Eve\u2026\r\n\r\n"
+    expected = "\u201cWait\u201d \u2014 it\u2019s Eve\u2026"
+    for name, data in {
+        "cp1252.srt": text.encode("cp1252"),
+        "utf16.srt": text.encode("utf-16"),  # with a BOM
+        "utf16le.srt": text.encode("utf-16-le"),
+        "utf16be.srt": text.encode("utf-16-be"),
+        "utf8.srt": text.encode("utf-8"),
+    }.items():
+        (tmp_path / name).write_bytes(data)
+        (sentence,) = read_subtitle_file(tmp_path / name)
+        assert sentence.text == expected, name
+        assert (sentence.start, sentence.end) == (1.0, 2.5)
