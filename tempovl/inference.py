@@ -64,22 +64,16 @@ def load_task(ckpt: str | Path, task: str | None = None, overrides: list[str] = 
     cfg, same = checkpoint_config(path, task, list(overrides))
     built = build_task(cfg)
     if same:
-        ck.load_into(built, path / ck.MODEL_FILE, strict=True)
+        ck.load_into(built, path / ck.MODEL_FILE, mode="strict")
     else:
-        state, prefix = ck.load_weights(path / ck.MODEL_FILE)
-        own = built.state_dict()
-        state = {(f"{prefix}.{k}" if prefix else k): v for k, v in state.items()}
-        bad = [k for k, v in state.items() if k in own and tuple(v.shape) != tuple(own[k].shape)]
-        found = sum(own[k].numel() for k in own if k in state)
-        total = sum(v.numel() for v in own.values())
         old = (load_config(path / "config.yaml").get("model") or {}).get("name")
-        if bad or found < total / 2:
+        try:
+            missing, _ = ck.load_into(built, path / ck.MODEL_FILE, mode="fit")
+        except ConfigError as e:
             raise ConfigError(
-                f"{path}: its weights (model {old!r}) do not fit task {cfg['task']['name']!r} "
-                f"(model {(cfg.get('model') or {}).get('name')!r}): {len(bad)} mis-shaped keys "
-                f"{bad[:3]}, {found / max(total, 1):.0%} of the task's weights found"
-            )
-        missing, _ = ck.load_into(built, path / ck.MODEL_FILE, strict=False)
+                f"{e} [checkpoint model {old!r}, task {cfg['task']['name']!r} with model "
+                f"{(cfg.get('model') or {}).get('name')!r}]"
+            ) from None
         log.info(
             "loaded %s into task %s; %d keys left at their initial values",
             path,

@@ -81,12 +81,21 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
     return state, meta.get("tempovl_prefix", "")
 
 
-def load_into(module: nn.Module, path: str | Path, strict: bool = True) -> tuple[list[str], list[str]]:
+LOAD_MODES = ("strict", "fit", "partial")
+
+
+def load_into(module: nn.Module, path: str | Path, mode: str = "strict") -> tuple[list[str], list[str]]:
     """Load a weights file into `module` (or, if it was saved from a sub-module, into that sub-module).
 
-    Strict: any missing, unexpected or mis-shaped key raises ConfigError listing them. Non-strict: keys of
-    the wrong shape are skipped and reported as unexpected. Returns (missing, unexpected).
+    mode "strict": any missing, unexpected or mis-shaped key raises ConfigError listing them. "fit"
+    (initialising a task from another's checkpoint: pre-training -> fine-tuning): keys may be missing
+    (new heads) or unexpected (pre-training heads), but a mis-shaped key (another feature dimension,
+    another size) or finding under half of the module's weights (a checkpoint of the other model family)
+    raises ConfigError saying what did not match. "partial": loads whatever matches, skips mis-shaped
+    keys. Returns (missing, unexpected + mis-shaped).
     """
+    if mode not in LOAD_MODES:
+        raise ConfigError(f"load mode {mode!r}: expected one of {LOAD_MODES}")
     state, prefix = load_weights(path)
     try:
         target = module.get_submodule(prefix) if prefix else module
@@ -96,15 +105,25 @@ def load_into(module: nn.Module, path: str | Path, strict: bool = True) -> tuple
         ) from None
     own = target.state_dict()
     bad_shape = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if not strict:
-        state = {k: v for k, v in state.items() if k not in bad_shape}
-    missing = sorted(set(own) - set(state))
+    loaded = set(own) & set(state) - set(bad_shape)
+    missing = sorted(set(own) - loaded)  # mis-shaped keys included: they keep their initial values
     unexpected = sorted(set(state) - set(own)) + sorted(bad_shape)
-    if strict and (missing or unexpected):
+    if mode == "strict" and (missing or unexpected):
         raise ConfigError(
             f"{path}: weights do not match the model built from the config "
             f"(missing {_show(missing)}; unexpected or mis-shaped {_show(unexpected)})"
         )
+    found = sum(own[k].numel() for k in loaded)
+    total = sum(v.numel() for v in own.values())
+    if mode == "fit" and (bad_shape or found < total / 2):
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(bad_shape)[:3]]
+        raise ConfigError(
+            f"{path}: its weights do not fit this model: {len(bad_shape)} of another shape "
+            f"({'; '.join(shapes) or 'none'}), {found / max(total, 1):.0%} of the model's weights found "
+            f"({len(loaded)} of {len(own)} tensors; a checkpoint of another model family or "
+            "feature dimension?). To load only what matches, set train.init_partial=true"
+        )
+    state = {k: v for k, v in state.items() if k not in bad_shape}
     target.load_state_dict(state, strict=False)
     return missing, unexpected
 
@@ -271,5 +290,5 @@ def load_exported(path: str | Path) -> nn.Module:
     path = resolve_checkpoint(path)
     cfg = read_config(path)
     task = build_task(cfg)
-    load_into(task, path / MODEL_FILE, strict=True)
+    load_into(task, path / MODEL_FILE, mode="strict")
     return task.eval()

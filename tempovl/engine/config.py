@@ -61,7 +61,10 @@ class TrainConfig:
     find_unused_parameters: bool | None = None  # None = True when the task has several sub-tasks
     fsdp: bool = False
     init: str | None = None  # checkpoint / export dir (or .safetensors file) whose weights start training
-    init_strict: bool = False
+    init_strict: bool = False  # every key of the task and of the checkpoint must match
+    # load only what matches (and say what was and was not loaded); without it a checkpoint that does
+    # not fit (mis-shaped keys, under half the weights found) is an error naming what did not match
+    init_partial: bool = False
 
     @property
     def schedule_steps(self) -> int:

@@ -129,7 +129,7 @@ class Trainer:
         self.task = task.to(self.device)
         self.ratios = self._subtask_ratios()
         if resume_from is not None:
-            ckpt.load_into(self.task, resume_from / ckpt.MODEL_FILE, strict=True)
+            ckpt.load_into(self.task, resume_from / ckpt.MODEL_FILE, mode="strict")
         elif tc.init is not None:
             self._init_weights(tc.init)
 
@@ -187,11 +187,13 @@ class Trainer:
 
     def _init_weights(self, path: str) -> None:
         weights = init_weights_file(path)
-        missing, unexpected = ckpt.load_into(self.task, weights, strict=self.tc.init_strict)
+        mode = "strict" if self.tc.init_strict else "partial" if self.tc.init_partial else "fit"
+        missing, unexpected = ckpt.load_into(self.task, weights, mode=mode)
         if self.is_main:
+            show = (lambda keys: ", ".join(keys) or "none") if mode == "partial" else ckpt._show
             log.info(
-                f"initialised from {weights}: {len(missing)} missing keys {ckpt._show(missing)}; "
-                f"{len(unexpected)} unexpected {ckpt._show(unexpected)}"
+                f"initialised from {weights} ({mode}): {len(missing)} keys not loaded (left at their "
+                f"initial values) {show(missing)}; {len(unexpected)} unused or mis-shaped {show(unexpected)}"
             )
 
     def _wrap(self, task: nn.Module) -> nn.Module:

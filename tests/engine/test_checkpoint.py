@@ -21,7 +21,7 @@ class Tied(nn.Module):
 def test_tied_weights_round_trip(tmp_path):
     a, b = Tied(), Tied()
     ckpt.save_weights(a.state_dict(), tmp_path / "w.safetensors")
-    missing, unexpected = ckpt.load_into(b, tmp_path / "w.safetensors", strict=True)
+    missing, unexpected = ckpt.load_into(b, tmp_path / "w.safetensors", mode="strict")
     assert missing == [] and unexpected == []
     assert torch.equal(a.embed.weight, b.embed.weight)
     assert b.out.weight is b.embed.weight  # still tied after loading
@@ -30,12 +30,31 @@ def test_tied_weights_round_trip(tmp_path):
 def test_strict_load_names_the_mismatch(tmp_path):
     ckpt.save_weights(Tied().state_dict(), tmp_path / "w.safetensors")
     with pytest.raises(ConfigError, match="missing .*weight"):
-        ckpt.load_into(nn.Sequential(nn.Linear(3, 3)), tmp_path / "w.safetensors", strict=True)
-    missing, unexpected = ckpt.load_into(nn.Linear(3, 5), tmp_path / "w.safetensors", strict=False)
+        ckpt.load_into(nn.Sequential(nn.Linear(3, 3)), tmp_path / "w.safetensors", mode="strict")
+    missing, unexpected = ckpt.load_into(nn.Linear(3, 5), tmp_path / "w.safetensors", mode="partial")
     assert set(missing) == {"weight", "bias"} and "embed.weight" in unexpected
     (tmp_path / "bad.safetensors").write_bytes(b"not a file")
     with pytest.raises(InputError, match="bad.safetensors"):
         ckpt.load_into(Tied(), tmp_path / "bad.safetensors")
+
+
+def test_fit_load_refuses_another_family_or_feature_size(tmp_path):
+    """Issue 13: --init with a checkpoint that does not fit used to load almost nothing and exit 0."""
+    ckpt.save_weights(Tied().state_dict(), tmp_path / "w.safetensors")
+    with pytest.raises(ConfigError, match=r"0% of the model's weights found.*init_partial"):
+        ckpt.load_into(nn.Sequential(nn.Linear(3, 3)), tmp_path / "w.safetensors", mode="fit")
+    wider = nn.Module()
+    wider.embed, wider.out = nn.Embedding(5, 4), nn.Linear(4, 5, bias=False)  # another feature size
+    with pytest.raises(
+        ConfigError, match=r"2 of another shape \(embed.weight \(5, 3\) vs \(5, 4\).*0 of 2 tensors"
+    ):
+        ckpt.load_into(wider, tmp_path / "w.safetensors", mode="fit")
+    missing, unexpected = ckpt.load_into(wider, tmp_path / "w.safetensors", mode="partial")
+    assert "embed.weight" in missing and "embed.weight" in unexpected
+    grown = Tied()
+    grown.head = nn.Linear(3, 2)  # a new head: a fit (the backbone is there)
+    missing, _ = ckpt.load_into(grown, tmp_path / "w.safetensors", mode="fit")
+    assert missing == ["head.bias", "head.weight"]
 
 
 def test_killed_write_leaves_nothing_resumable(tmp_path):
@@ -93,7 +112,7 @@ def test_init_from_checkpoint_non_strict_reports(toy_cfg, caplog):
     task.extra = nn.Linear(2, 2)  # a new head: reported missing, training still starts
     with caplog.at_level("INFO", logger="tempovl.train"):
         train(bigger, task=task)
-    assert "2 missing keys" in caplog.text and "extra.weight" in caplog.text
+    assert "2 keys not loaded" in caplog.text and "extra.weight" in caplog.text
     with pytest.raises(ConfigError, match="train.init: no such checkpoint"):
         train(toy_cfg("ft2", init=str(first.checkpoint / "nope")))
 

@@ -197,12 +197,12 @@ def test_pretrained_hero_weights_initialise_everything_but_the_heads(qa_task, tm
     fresh = HeroQATask(qa_task.cfg)
     export = tmp_path / "export.safetensors"
     save_weights(qa_task.model.state_dict(), export, prefix="model")  # what hero-pretrain exports
-    assert load_into(fresh, export, strict=False) == ([], [])
+    assert load_into(fresh, export, mode="fit") == ([], [])
     key = "cross.blocks.0.attn.q.weight"
     assert torch.equal(fresh.model.state_dict()[key], qa_task.model.state_dict()[key])
     full = tmp_path / "task.safetensors"  # a whole pre-training checkpoint: model.* keys, no heads
     save_weights({f"model.{k}": v for k, v in qa_task.model.state_dict().items()}, full)
-    missing, unexpected = load_into(fresh, full, strict=False)
+    missing, unexpected = load_into(fresh, full, mode="fit")
     assert unexpected == [] and missing and all(k.startswith("heads.") for k in missing)
 
 

@@ -277,7 +277,7 @@ def test_zero_shot_evaluate_of_a_pretraining_checkpoint(tiny_corpus, tmp_path):
     task = build_task(
         {**pre_cfg, "task": {"name": "hitea-retrieval"}, "data": {**pre_cfg["data"], "num_frames": 4}}
     )
-    ck.load_into(task, Path(ckpt) / ck.MODEL_FILE, strict=True)  # every weight of the task is pre-trained
+    ck.load_into(task, Path(ckpt) / ck.MODEL_FILE, mode="strict")  # every weight of the task is pre-trained
     for name in ("hitea-mcqa",):
         rec = evaluate_checkpoint(ckpt, name, "val", tmp_path / name, [*over, "task.eval_batch_size=8"])
         assert 0.0 <= rec["metrics"]["accuracy"] <= 100.0
