@@ -156,11 +156,21 @@ def _noise(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return rng.standard_normal((n, dim), dtype=np.float32) / np.sqrt(dim)
 
 
-def _rss_gib() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in GiB."""
+def _memory_gib() -> dict[str, float]:
+    """This process's resident memory in GiB: "anon" (its own heap: what must fit in RAM), "file"
+    (pages of memory-mapped files, the shards and the index: the OS's page cache, dropped under
+    pressure) and "peak" (VmHWM, high-water mark of both)."""
     status = Path("/proc/self/status").read_text()
-    kb = {line.split(":")[0]: int(line.split()[1]) for line in status.splitlines() if line.startswith("Vm")}
-    return kb.get("VmRSS", 0) / 2**20, kb.get("VmHWM", 0) / 2**20
+    kb = {
+        line.split(":")[0]: int(line.split()[1])
+        for line in status.splitlines()
+        if line.startswith(("Rss", "VmHWM"))
+    }
+    return {
+        "anon": kb.get("RssAnon", 0) / 2**20,
+        "file": kb.get("RssFile", 0) / 2**20,
+        "peak": kb.get("VmHWM", 0) / 2**20,
+    }
 
 
 def bench_realistic(
@@ -185,16 +195,19 @@ def bench_realistic(
     t0 = time.perf_counter()
     report = build_index([files], index, encoder, shard_size=2000, progress=True)
     build_s = time.perf_counter() - t0
-    approx = load_manifest(index)["approx"]
+    manifest = load_manifest(index)
+    approx = manifest["approx"]
+    frames_total = sum(int(v["num_frames"]) for v in manifest["videos"].values())
     rows = [
         (
-            f"build {videos:,} videos, {report.frames or approx.get('frames', 0):,} frames, d={dim}",
+            f"build {videos:,} videos, {frames_total:,} frames, d={dim} ({report.frames:,} encoded now)",
             f"{build_s:.0f} s in all (this call)",
             f"approx index: {approx.get('how', '-')} in {approx.get('seconds', '-')} s",
             f"calibrated nprobe {approx.get('nprobe', '-')}, recall@10 {approx.get('recall', '-')}",
         )
     ]
-    rss0 = _rss_gib()[0]
+    mem0 = _memory_gib()
+    summary: dict = {}
     t0 = time.perf_counter()
     searcher = Searcher(index, encoder=encoder)
     searcher.search("v0 s0", k=10)  # opens the approximate index
@@ -202,30 +215,34 @@ def bench_realistic(
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, videos, num_queries)
     queries = [f"v{n} s{int(rng.integers(0, encoder.num_scenes(int(n))))}" for n in picks]
-    results = {}
+    vecs = searcher.encoder.encode_query(queries)  # (Q, d)
+    exact_tops = searcher.ranker.exact(vecs, searcher.top_videos).videos[:, :10]  # one batched pass
     for mode in [None, False] if searcher.approximate else [False]:
         times, tops = [], []
         limit = num_queries if mode is not False or searcher.num_frames < 2_000_000 else min(num_queries, 20)
-        for query in queries[:limit]:
+        for query, vec in zip(queries[:limit], vecs):
             t0 = time.perf_counter()
             searcher.search(query, k=10, approx=mode)
             times.append(time.perf_counter() - t0)
-            tops.append(searcher.video_scores(searcher.encoder.encode_query([query])[0], approx=mode)[0][:10])
-        results[mode] = (times, tops)
-    rss, peak = _rss_gib()
-    exact_tops = results[False][1]
-    for mode, (times, tops) in results.items():
-        n = len(exact_tops)
-        recall = np.mean(
-            [len(set(a.tolist()) & set(e.tolist())) / len(e) for a, e in zip(tops[:n], exact_tops)]
+            tops.append(searcher.video_scores(vec, approx=mode)[0][:10])
+        mem = _memory_gib()
+        recall = np.mean([len(set(a.tolist()) & set(e.tolist())) / len(e) for a, e in zip(tops, exact_tops)])
+        name = (
+            "approximate (default)"
+            if mode is None
+            else "exact (--exact)"
+            if searcher.approximate
+            else "exact (default at this size)"
         )
-        name = "approximate (default)" if mode is None else "exact (--exact)"
+        if mode is None or not searcher.approximate:
+            summary.update(frames=searcher.num_frames, p50=_pct(times, 50), recall=recall, anon=mem["anon"])
         rows.append(
             (
                 f"Searcher.search {name}, {len(times)} queries",
                 f"p50 {_pct(times, 50):.1f} ms, p99 {_pct(times, 99):.1f} ms",
                 f"video recall@10 vs exact {recall:.3f}",
-                f"RSS {rss:.2f} GiB (+{rss - rss0:.2f} for the Searcher), peak {peak:.2f} GiB",
+                f"own memory {mem['anon']:.2f} GiB (+{mem['anon'] - mem0['anon']:.2f} for the Searcher); "
+                f"mapped shards/index in page cache {mem['file']:.2f} GiB; peak of the run {mem['peak']:.2f} GiB",
             )
         )
     if searcher.approximate:  # raw frame recall of the IVF-SQ8 index itself, before the exact re-score
@@ -242,7 +259,7 @@ def bench_realistic(
             allf = np.concatenate(
                 [frames_, np.tile(np.arange(offset, offset + len(sims)), (len(vecs), 1))], axis=1
             )
-            top = np.argsort(-allv, axis=1)[:, :10]
+            top = np.argpartition(-allv, 9, axis=1)[:, :10]  # the 10 best, any order
             scores, frames_ = np.take_along_axis(allv, top, 1), np.take_along_axis(allf, top, 1)
             offset += len(sims)
         recall = np.mean([len(set(g.tolist()) & set(e.tolist())) / 10 for g, e in zip(got, frames_)])
@@ -254,7 +271,7 @@ def bench_realistic(
                 f"Searcher opened in {open_s:.1f} s",
             )
         )
-    return rows
+    return rows, summary
 
 
 def bench_long_videos(hours: float, videos: int, num_queries: int, workdir: Path) -> list[tuple]:
@@ -325,8 +342,12 @@ def main(argv: list[str] | None = None) -> int:
             make_corpus(corpus, preset=args.preset, seed=args.seed)
         rows += bench_corpus(corpus, args.queries, args.approx)
     workdir = Path(args.workdir)
+    largest: dict = {}
     for videos in [int(v) for v in args.realistic.split(",") if v.strip()]:
-        rows += bench_realistic(videos, args.frames, args.dim, args.synthetic_queries, workdir, args.seed)
+        more, largest = bench_realistic(
+            videos, args.frames, args.dim, args.synthetic_queries, workdir, args.seed
+        )
+        rows += more
         for row in rows[-4:]:
             print("| " + " | ".join(row) + " |", flush=True)
     if args.long_videos > 0:
@@ -334,9 +355,15 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["| what | a | b | c |", "|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in rows]
     command = " ".join(argv if argv is not None else sys.argv[1:])
-    target = target_line(
-        "p50 < 50 ms with video recall@10 >= 0.95 at 10M frames, in memory", "see the rows above", True
-    )
+    if largest.get("frames", 0) >= 10_000_000:
+        target = target_line(
+            "at 10M frames through Searcher: p50 < 50 ms, video recall@10 >= 0.95, fits in memory",
+            f"p50 {largest['p50']:.1f} ms, recall {largest['recall']:.3f}, own memory {largest['anon']:.2f} GiB "
+            f"at {largest['frames']:,} frames",
+            largest["p50"] < 50 and largest["recall"] >= 0.95 and largest["anon"] < 16,
+        )
+    else:
+        target = "target: p50 < 50 ms and recall@10 >= 0.95 at 10M frames; not measured in this run"
     publish(
         f"# bench_search ({command})\n\n{machine_line()}\n\n" + "\n".join(lines) + f"\n\n{target}\n", args.out
     )
