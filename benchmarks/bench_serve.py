@@ -6,7 +6,7 @@ video Range latency while searches flood the server. Prints issue 15's targets b
     python benchmarks/bench_serve.py --memory-searches 20000  # server RSS across 20,000 searches
 
 The server is the real command (`tempovl serve INDEX --port P` in a subprocess on 127.0.0.1), the
-clients are httpx on asyncio. Each level sends `--requests` searches (at most `--seconds` seconds) with
+clients are httpx on asyncio, on the same cores (the table gives each side's CPU time per search). Each level sends `--requests` searches (at most `--seconds` seconds) with
 that many in flight at once. A 503 (the server's queue is full) is back-pressure, not an error: the client
 waits its Retry-After and sends the search again, and the table counts these in "busy"; anything else
 that is not a 200 is an error. The Range test fetches 64 KiB ranges of one indexed video, one at a time,
@@ -242,6 +242,12 @@ def memory_report(index: Path, searches: int, result: dict) -> str:
     return "\n".join(lines)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process `pid` (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", help="an index folder (default: a tiny corpus indexed here)")
@@ -272,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         try:
-            levels = [
-                asyncio.run(search_level(base, int(c), args.requests, args.seconds))
-                for c in args.levels.split(",")
-            ]
+            levels = []
+            for c in args.levels.split(","):
+                server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+                levels.append(asyncio.run(search_level(base, int(c), args.requests, args.seconds)))
+                levels[-1]["server_cpu"] = cpu_seconds(server.pid) - server_cpu
+                levels[-1]["client_cpu"] = time.process_time() - client_cpu
             ranges = asyncio.run(range_under_flood(base, args.ranges, args.seconds))
         finally:
             server.terminate()
@@ -283,12 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"search service on {index} ({os.cpu_count()} CPUs)",
         "",
-        "| concurrent | answered | errors | busy (503, retried) | searches/s | p50 (s) | p99 (s) |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| concurrent | answered | errors | busy (503, retried) | searches/s | p50 (s) | p99 (s) "
+        "| CPU ms per search: server / client |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
         f"| {r['concurrency']} | {r['answered']} | {r['errors']} | {r['busy']} | {r['per_s']:.1f} | "
-        f"{r['p50']:.3f} | {r['p99']:.3f} |"
+        f"{r['p50']:.3f} | {r['p99']:.3f} | {1000 * r['server_cpu'] / max(r['answered'], 1):.1f} / "
+        f"{1000 * r['client_cpu'] / max(r['answered'], 1):.1f} |"
         for r in levels
     ]
     lines += [

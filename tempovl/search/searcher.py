@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,11 @@ class Hit:
     subtitles: list[dict] = field(default_factory=list)  # {start, end, text, speaker} near the moment
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """A JSON-ready copy (shallow but for the subtitles, which are copied: a fast path for the
+        service, as `dataclasses.asdict` deep-copies through every field)."""
+        out = dict(self.__dict__)
+        out["subtitles"] = [dict(s) for s in self.subtitles]
+        return out
 
 
 class Searcher:
