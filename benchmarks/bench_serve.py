@@ -71,8 +71,9 @@ def make_index(folder: Path) -> Path:
     return out
 
 
-def start_server(index: Path, port: int) -> subprocess.Popen:
+def start_server(index: Path, port: int, threads: int | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tempovl.cli", "serve", str(index), "--port", str(port)]
+    cmd += ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=300, help="searches per level (at most)")
     p.add_argument("--seconds", type=float, default=60, help="time limit per level")
     p.add_argument("--ranges", type=int, default=100, help="Range requests under the flood")
+    p.add_argument("--threads", type=int, default=None, help="the server's --threads (default: its own)")
     p.add_argument(
         "--memory-searches", type=int, default=0, metavar="N", help="measure RSS across N searches"
     )
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(args.index) if args.index else make_index(Path(tmp))
         port = free_port()
-        server = start_server(index, port)
+        server = start_server(index, port, args.threads)
         base = f"http://127.0.0.1:{port}"
         if args.memory_searches > 0:
             try:
