@@ -99,7 +99,7 @@ def test_checkpoint_of_another_task_is_refused(toy_ckpt, vcmr_run, tiny_corpus, 
     ]
     assert main(["evaluate", str(toy_ckpt), *overrides, "--task", "hero-vcmr"]) == 2
     err = capsys.readouterr().err
-    assert "do not fit task 'hero-vcmr'" in err and "Traceback" not in err
+    assert "do not fit this model" in err and "task 'hero-vcmr'" in err and "Traceback" not in err
     video = str(tiny_corpus / "videos" / "tv00006.mp4")
     assert main(["predict", str(toy_ckpt), video, "--query", "x"]) == 2
     assert "does not predict" in capsys.readouterr().err
