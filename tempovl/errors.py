@@ -14,3 +14,7 @@ class ConfigError(TempovlError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class StorageError(TempovlError, OSError):
+    """Writing failed because the disk (or quota) is full. Names the path; nothing half-written is kept."""

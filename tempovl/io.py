@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import shutil
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def disk_full_is_said(path: str | os.PathLike) -> Iterator[None]:
+    """Turn "no space left" (or a full quota) while writing `path` into one StorageError naming it and
+    the free space there, instead of a traceback from whichever library was writing."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _FULL:
+            raise
+        from tempovl.errors import StorageError
+
+        where = Path(path).parent
+        try:
+            free = f"{shutil.disk_usage(where).free / 2**20:.0f} MiB free there"
+        except OSError:
+            free = "free space unknown"
+        raise StorageError(
+            f"{path}: cannot write: {os.strerror(e.errno)} ({free}). Nothing half-written was kept; free "
+            "some space and run the command again: finished work is kept and resumes"
+        ) from None
 
 
 @contextlib.contextmanager
@@ -25,10 +52,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        with disk_full_is_said(path):
+            yield tmp_path
+            with open(tmp_path, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp_path, path)
         fsync_path(path.parent)
     finally:
         if tmp_path.exists():

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from tempovl.errors import ConfigError, InputError
-from tempovl.io import atomic_open, fsync_path
+from tempovl.io import atomic_open, disk_full_is_said, fsync_path
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -148,7 +148,8 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".tmp-{final.name}-"))
     tmp.chmod(0o755)  # mkdtemp makes it private; checkpoints are meant to be shared
     try:
-        yield tmp
+        with disk_full_is_said(final):
+            yield tmp
         old = None
         if final.exists():
             old = final.parent / f".old-{final.name}-{os.getpid()}"
