@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import shutil
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
-
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
