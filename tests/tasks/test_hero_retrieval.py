@@ -262,3 +262,16 @@ def test_a_clip_twice_in_one_batch_is_not_its_own_negative(tasks):
     batch = task.collate()([a, b, a])
     assert batch["frame_feats"].shape[0] == 2
     assert sorted(set(batch["query_video"].tolist())) == [0, 1]
+
+
+def test_training_refuses_a_moment_past_the_videos_end(tiny_corpus, tiny_features, tmp_path):
+    """Issue 13: train reads annotations with the checks of `data validate`: the stored videos'
+    durations bound every span, and a bad record is named by file and line."""
+    rows = read_jsonl(tiny_corpus / "annotations" / "tvr_train.jsonl")
+    rows[1] = {**rows[1], "ts": [rows[1]["ts"][0], 999.0], "duration": 1000.0}  # the file agrees with itself
+    bad = tmp_path / "tvr_train.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", f"task.annotations.train={bad}"))
+    with pytest.raises(InputError, match=r"tvr_train.jsonl:2 .*999.0\] ends after the video's duration 2\d"):
+        task.queries("train")
+    assert task.video_durations()[rows[0]["vid_name"]] == pytest.approx(rows[0]["duration"], abs=0.5)

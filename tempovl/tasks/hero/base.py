@@ -64,6 +64,12 @@ class HeroTask(Task):
             self._store = FeatureStore(self.data_cfg.features)
         return self._store
 
+    def video_durations(self) -> dict[str, float | None]:
+        """Each stored video's duration as `features extract` probed it (None when not recorded): the
+        annotation readers check spans against it as `data validate` does, so training never reads a
+        moment past a video's end."""
+        return {vid: self.store.meta(vid).get("duration") for vid in self.store.keys()}
+
     @property
     def interval(self) -> float:
         """Seconds per feature-frame of the features the model reads."""

@@ -116,7 +116,7 @@ class TVCDataset(Dataset):
         path = task.annotation_path(split)
         clips, index = task.clips(split), task.clip_index(split)
         self.clips, self.items = clips, []
-        for r in read_tvc(path):
+        for r in read_tvc(path, task.video_durations()):
             if r["vid_name"] not in index:
                 raise InputError(
                     f"{path} clip_id {r['clip_id']}: video {r['vid_name']!r} is not in split {split!r} of the corpus"

@@ -287,7 +287,7 @@ class QADataset(Dataset):
         c = task.c
         path = task.annotation_path(split)
         if records is None:
-            records = read_tvqa(path, num_answers=c.num_answers)
+            records = read_tvqa(path, task.video_durations(), num_answers=c.num_answers)
         clips, index = task.clips(split), task.clip_index(split)
         self.items, self.clips = [], clips
         for r in records:
@@ -453,7 +453,7 @@ class ViolinDataset(Dataset):
 
     def __init__(self, task: HeroViolinTask, split: str):
         path = task.annotation_path(split)
-        records = read_violin(path, split=split)
+        records = read_violin(path, task.video_durations(), split=split)
         clips, index = task.clips(split), task.clip_index(split)
         self.items, self.clips = [], clips
         self.paired = task.c.paired and split == "train"

@@ -442,7 +442,7 @@ class HeroVcmrTask(HeroRetrievalTask):
 
     def read_queries(self, path: Path) -> list[Query]:
         out = []
-        for r in read_tvr(path):
+        for r in read_tvr(path, self.video_durations()):
             if "vid_name" not in r or "ts" not in r:
                 raise InputError(
                     f"{path}: desc_id {r['desc_id']}: needs 'vid_name' and 'ts' to train or evaluate"
