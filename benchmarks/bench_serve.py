@@ -128,7 +128,23 @@ async def search_level(base: str, concurrency: int, requests: int, seconds: floa
         "per_s": len(latencies) / wall,
         "p50": statistics.median(latencies) if latencies else float("nan"),
         "p99": percentile(latencies, 99),
+        "latencies": latencies,
     }
+
+
+def combine(rounds: list[dict]) -> dict:
+    """One level over several rounds: counts summed, searches/s the median round (the machine's speed
+    drifts over minutes here, so levels are interleaved and each judged by its median), latencies pooled."""
+    latencies = [x for r in rounds for x in r["latencies"]]
+    out = {k: sum(r[k] for r in rounds) for k in ("answered", "errors", "busy", "server_cpu", "client_cpu")}
+    out.update(
+        concurrency=rounds[0]["concurrency"],
+        per_s=statistics.median(r["per_s"] for r in rounds),
+        rounds=[r["per_s"] for r in rounds],
+        p50=statistics.median(latencies) if latencies else float("nan"),
+        p99=percentile(latencies, 99),
+    )
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -253,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", help="an index folder (default: a tiny corpus indexed here)")
     p.add_argument("--levels", default="1,50,500", help="concurrent clients per level")
-    p.add_argument("--requests", type=int, default=300, help="searches per level (at most)")
+    p.add_argument("--requests", type=int, default=300, help="searches per level and round (at most)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of all levels, interleaved (median)")
     p.add_argument("--seconds", type=float, default=60, help="time limit per level")
     p.add_argument("--ranges", type=int, default=100, help="Range requests under the flood")
     p.add_argument("--threads", type=int, default=None, help="the server's --threads (default: its own)")
@@ -280,12 +297,14 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         try:
-            levels = []
-            for c in args.levels.split(","):
-                server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-                levels.append(asyncio.run(search_level(base, int(c), args.requests, args.seconds)))
-                levels[-1]["server_cpu"] = cpu_seconds(server.pid) - server_cpu
-                levels[-1]["client_cpu"] = time.process_time() - client_cpu
+            runs: dict[int, list[dict]] = {int(c): [] for c in args.levels.split(",")}
+            for _ in range(args.rounds):  # levels interleaved: 1, 50, 500, 1, 50, 500, ...
+                for c, done in runs.items():
+                    server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+                    done.append(asyncio.run(search_level(base, c, args.requests, args.seconds)))
+                    done[-1]["server_cpu"] = cpu_seconds(server.pid) - server_cpu
+                    done[-1]["client_cpu"] = time.process_time() - client_cpu
+            levels = [combine(done) for done in runs.values()]
             ranges = asyncio.run(range_under_flood(base, args.ranges, args.seconds))
         finally:
             server.terminate()
@@ -293,12 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"search service on {index} ({os.cpu_count()} CPUs)",
         "",
-        "| concurrent | answered | errors | busy (503, retried) | searches/s | p50 (s) | p99 (s) "
+        "| concurrent | answered | errors | busy (503, retried) | searches/s (median; rounds) | p50 (s) | p99 (s) "
         "| CPU ms per search: server / client |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r['concurrency']} | {r['answered']} | {r['errors']} | {r['busy']} | {r['per_s']:.1f} | "
+        f"| {r['concurrency']} | {r['answered']} | {r['errors']} | {r['busy']} | {r['per_s']:.1f}; "
+        f"{', '.join(f'{x:.0f}' for x in r['rounds'])} | "
         f"{r['p50']:.3f} | {r['p99']:.3f} | {1000 * r['server_cpu'] / max(r['answered'], 1):.1f} / "
         f"{1000 * r['client_cpu'] / max(r['answered'], 1):.1f} |"
         for r in levels

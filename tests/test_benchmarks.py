@@ -62,7 +62,16 @@ def test_serve_benchmark_runs_the_real_server(tmp_path):
     """bench_serve.py at a tiny size: its own corpus and index, the real `tempovl serve`, every answer
     200 and the issue 15 target lines written."""
     out = tmp_path / "serve.md"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_serve.py"), "--levels", "1,5", "--requests", "10"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_serve.py"),
+        "--levels",
+        "1,5",
+        "--requests",
+        "10",
+        "--rounds",
+        "1",
+    ]
     proc = subprocess.run(
         [*cmd, "--ranges", "5", "--seconds", "30", "--out", str(out)], capture_output=True, text=True
     )
