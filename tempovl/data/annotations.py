@@ -527,13 +527,17 @@ def probe_durations(video_dir: str | os.PathLike, problems: list[str] | None = N
     return out
 
 
+# TVR/TVQA's preprocessed subtitles, under tempovl's name or the public release's
+SUBTITLE_FILES = ("tvr_subtitles.jsonl", "tvqa_preprocessed_subtitles.jsonl")
+
+# file name -> (kind, reader); the public releases' own names included (docs/datasets/)
 _READERS: list[tuple[str, str, Callable[..., list]]] = [
     (r"tvr_(train|val|test).*\.jsonl$", "tvr", read_tvr),
     (r"tvqa_.*\.jsonl$", "tvqa", read_tvqa),
     (r"violin.*\.json$", "violin", read_violin),
     (r"tvc_.*\.jsonl$", "tvc", read_tvc),
-    (r"didemo_.*\.json$", "didemo", read_didemo),
-    (r"msrvtt_.*\.jsonl?$", "msrvtt", read_msrvtt),
+    (r"(didemo_.*|(train|val|test)_data)\.json$", "didemo", read_didemo),
+    (r"(msrvtt_.*\.jsonl?|.*videodatainfo\.json)$", "msrvtt", read_msrvtt),
     (r"captions_.*\.jsonl$", "captions", read_caption_pairs),
     (r"ssv2_template_.*\.jsonl?$", "ssv2_template", read_ssv2_template),
 ]
@@ -579,7 +583,7 @@ def validate_corpus_report(root: str | os.PathLike) -> list[FileReport]:
 
     for ann in sorted((root / "annotations").glob("*")) if (root / "annotations").is_dir() else []:
         rep = FileReport(str(ann), "")
-        if ann.name == "tvr_subtitles.jsonl":
+        if ann.name in SUBTITLE_FILES:
             rep.kind = "tvr_subtitles"
             try:
                 subs = read_tvr_subtitles(ann)

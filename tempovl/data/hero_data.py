@@ -28,7 +28,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -54,7 +53,12 @@ class DataConfig:
     corpus: str = "runs/demo/corpus"
     features: str = "runs/demo/features"
     tokenizer: str | None = None  # local tokenizer directory; None = the MiniLM WordPiece
-    subtitles: Literal["srt", "tvr"] = "srt"  # subtitles/{vid}.srt or annotations/tvr_subtitles.jsonl
+    # "srt": subtitles/{vid}.srt|.vtt; "tvr": annotations/tvr_subtitles.jsonl; or the path (relative to
+    # the corpus) of a TVR/TVQA-format subtitle file, e.g. the public tvqa_preprocessed_subtitles.jsonl
+    subtitles: str = "srt"
+    # split -> the names it is made of: a split of the corpus's splits.json, or an annotation file
+    # (.json/.jsonl, relative to the corpus) whose videos make the split, as the public releases define
+    # them (tvr_train_release.jsonl): then no splits.json is needed
     splits: dict[str, list[str]] = field(
         default_factory=lambda: {"train": ["pretrain", "train"], "val": ["val"], "test": ["test"]}
     )
@@ -126,6 +130,72 @@ def read_splits(corpus: Path) -> dict[str, list[str]]:
     return splits
 
 
+def subtitle_file(cfg: DataConfig) -> Path:
+    """The TVR/TVQA-format subtitle file `data.subtitles` names ("tvr" = annotations/tvr_subtitles.jsonl)."""
+    name = "annotations/tvr_subtitles.jsonl" if cfg.subtitles == "tvr" else cfg.subtitles
+    path = Path(name) if Path(name).is_absolute() else Path(cfg.corpus) / name
+    if not path.is_file():
+        raise ConfigError(f"data.subtitles: {path} is not a file (use 'srt', 'tvr' or a TVR-format .jsonl)")
+    return path
+
+
+def split_videos(corpus: Path, names: Sequence[str], key: str) -> list[str]:
+    """The videos of a split made of `names` (DataConfig.splits): splits.json entries, or annotation
+    files whose videos (their "vid_name" / "video" / "video_id", first appearance first) make the split;
+    "FILE#NAME" keeps the records whose "split" is NAME (MSR-VTT's train_val_videodatainfo.json#validate)
+    or, in a {split: {vid: ...}} file, that split's videos (TVR's tvr_video2dur_idx.json#test_public)."""
+    vids: list[str] = []
+    corpus_splits: dict[str, list[str]] | None = None
+    for name in names:
+        file, _, only = name.partition("#")
+        if file.endswith((".json", ".jsonl")):
+            vids.extend(
+                annotation_videos(corpus / file if not Path(file).is_absolute() else Path(file), only)
+            )
+            continue
+        if corpus_splits is None:
+            corpus_splits = read_splits(corpus)
+        if name not in corpus_splits:
+            raise ConfigError(
+                f"{key}: {corpus / 'splits.json'} has no split {name!r} (has {sorted(corpus_splits)})"
+            )
+        vids.extend(corpus_splits[name])
+    return list(dict.fromkeys(vids))  # in order, each once
+
+
+def annotation_videos(path: Path, split: str = "") -> list[str]:
+    """The videos an annotation file names, first appearance first (TVR/TVQA/TVC "vid_name", DiDeMo
+    "video", MSR-VTT "video_id"), only records whose "split" is `split` when given; InputError naming
+    the file when it names none."""
+    from tempovl.io import read_jsonl
+
+    if not path.is_file():
+        raise InputError(f"{path}: annotation file not found (named in data.splits)")
+    if path.suffix == ".jsonl":
+        records = read_jsonl(path)
+    else:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not valid JSON ({e.msg})") from None
+        if isinstance(data, dict) and split and isinstance(data.get(split), dict):
+            return list(data[split])  # {split: {vid: ...}}: TVR's tvr_video2dur_idx.json#test_public
+        records = data.get("videos", []) if isinstance(data, dict) else data
+    out = []
+    for r in records if isinstance(records, list) else []:
+        if split and (not isinstance(r, dict) or r.get("split") != split):
+            continue
+        vid = next((r[k] for k in ("vid_name", "video", "video_id") if isinstance(r, dict) and k in r), None)
+        if isinstance(vid, str) and vid:
+            out.append(Path(vid).stem if Path(vid).suffix else vid)
+    if not out:
+        which = f" of split {split!r}" if split else ""
+        raise InputError(
+            f"{path}: names no videos{which} (expected records with 'vid_name', 'video' or 'video_id')"
+        )
+    return list(dict.fromkeys(out))
+
+
 def clip_units(
     sentences: Sequence[Sentence], num_frames: int, interval: float, tokenize, max_tokens: int
 ) -> list[Unit]:
@@ -173,15 +243,7 @@ class HeroClipDataset(Dataset):
         self.cfg, self.split = cfg, split
         self.store = store if store is not None else FeatureStore(cfg.features)
         tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg.tokenizer)
-        corpus_splits = read_splits(corpus)
-        vids: list[str] = []
-        for name in cfg.splits[split]:
-            if name not in corpus_splits:
-                raise ConfigError(
-                    f"data.splits.{split}: {corpus / 'splits.json'} has no split {name!r} "
-                    f"(has {sorted(corpus_splits)})"
-                )
-            vids.extend(corpus_splits[name])
+        vids = split_videos(corpus, cfg.splits[split], f"data.splits.{split}")
         if cfg.max_videos is not None:
             vids = vids[: cfg.max_videos]
         missing = [v for v in vids if v not in self.store]
@@ -190,11 +252,7 @@ class HeroClipDataset(Dataset):
                 f"{cfg.features}: no features for {len(missing)} video(s) of split {split!r}, "
                 f"e.g. {missing[:3]} (extract them with `tempovl features extract`)"
             )
-        tvr = (
-            read_tvr_subtitles(corpus / "annotations" / "tvr_subtitles.jsonl")
-            if cfg.subtitles == "tvr"
-            else {}
-        )
+        tvr = read_tvr_subtitles(subtitle_file(cfg)) if cfg.subtitles != "srt" else {}
 
         def tokenize(text: str) -> list[int]:
             return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -206,7 +264,7 @@ class HeroClipDataset(Dataset):
         )
         self.units: list[list[Unit]] = []
         for vid, t in zip(vids, self.num_frames, strict=True):
-            if cfg.subtitles == "tvr":
+            if cfg.subtitles != "srt":
                 sentences = tvr.get(vid, [])
             else:
                 path = corpus / "subtitles" / f"{vid}.srt"

@@ -114,8 +114,16 @@ class HeroDownstreamTask(HeroTask):
         return {vid: i for i, vid in enumerate(data.vids)}
 
     def annotation_path(self, split: str) -> Path:
-        """``task.annotations`` with ``{split}`` filled in, relative to ``data.corpus`` unless absolute."""
-        path = Path(self.c.annotations.format(split=split))
+        """The split's annotation file, relative to ``data.corpus`` unless absolute: ``task.annotations``
+        is one name with ``{split}`` filled in, or {split: name} (the public releases' own names, e.g.
+        tvqa_test_public.jsonl)."""
+        names = self.c.annotations
+        if isinstance(names, dict):
+            if split not in names:
+                raise ConfigError(f"task.annotations: no file for split {split!r} (have {sorted(names)})")
+            path = Path(names[split])
+        else:
+            path = Path(names.format(split=split))
         return path if path.is_absolute() else Path(self.data_cfg.corpus) / path
 
     def clip_from_inputs(

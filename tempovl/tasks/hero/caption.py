@@ -47,7 +47,7 @@ class HeroCaptionConfig:
     """The ``task:`` section of ``hero-tvc``."""
 
     name: str = "hero-tvc"
-    annotations: str = "annotations/tvc_{split}.jsonl"  # relative to data.corpus; {split} filled in
+    annotations: str | dict[str, str] = "annotations/tvc_{split}.jsonl"  # {split} filled in, or split -> file
     decoder_layers: int = 2
     max_caption_tokens: int = 30  # training captions are cut to this many tokens (+ [SEP])
     max_gen_len: int = 30  # decoding steps (official max_gen_step)

@@ -259,7 +259,9 @@ class HeroQAConfig:
     """The ``task:`` section of ``hero-tvqa``."""
 
     name: str = "hero-tvqa"
-    annotations: str = "annotations/tvqa_{split}.jsonl"  # relative to data.corpus; {split} filled in
+    annotations: str | dict[str, str] = (
+        "annotations/tvqa_{split}.jsonl"  # {split} filled in, or split -> file
+    )
     num_answers: int = 5  # 5 for TVQA, 4 for How2QA
     max_question_tokens: int = 30
     max_answer_tokens: int = 20

@@ -129,14 +129,6 @@ class HeroRetrievalTask(HeroDownstreamTask):
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return [self.specials.cls, *ids[: self.data_cfg.max_sentence_tokens]]
 
-    def annotation_path(self, split: str) -> Path:
-        if split not in self.c.annotations:
-            raise ConfigError(
-                f"task.annotations: no file for split {split!r} (have {sorted(self.c.annotations)})"
-            )
-        p = Path(self.c.annotations[split])
-        return p if p.is_absolute() else Path(self.data_cfg.corpus) / p
-
     @abc.abstractmethod
     def read_queries(self, path: Path) -> list[Query]:
         """The queries of one annotation file."""

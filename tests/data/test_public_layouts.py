@@ -1,0 +1,86 @@
+"""The public TV datasets (TVR, TVQA, TVC) as their releases publish them: the release's own file names in
+one folder, no splits.json, the shared tvqa_preprocessed_subtitles.jsonl; the experiment presets
+hero-tvr / hero-tvqa / hero-tvc train and evaluate on them (issue 13). The samples are written here
+from the public schemas, from the tiny corpus's records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from tempovl.cli import main
+from tempovl.config import load_config
+from tempovl.io import read_jsonl
+
+
+@pytest.fixture(scope="module")
+def tv_release(tiny_corpus, tmp_path_factory):
+    """data/tv as the releases lay it out, made from the tiny corpus's annotations."""
+    out = tmp_path_factory.mktemp("tv")
+    ann = tiny_corpus / "annotations"
+    shutil.copy(ann / "tvr_subtitles.jsonl", out / "tvqa_preprocessed_subtitles.jsonl")
+    video2dur: dict[str, dict] = {}
+    for split, public in (("train", "train"), ("val", "val"), ("test", "test_public")):
+        tvr = read_jsonl(ann / f"tvr_{split}.jsonl")
+        if public == "test_public":  # the public test release: queries only
+            rows = [{"desc_id": r["desc_id"], "desc": r["desc"]} for r in tvr]
+        else:
+            rows = tvr
+        (out / f"tvr_{public}_release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        video2dur[public] = {r["vid_name"]: [r["duration"], i] for i, r in enumerate(tvr)}
+        shutil.copy(ann / f"tvqa_{split}.jsonl", out / f"tvqa_{public}.jsonl")
+        shutil.copy(ann / f"tvc_{split}.jsonl", out / f"tvc_{public}_release.jsonl")
+    (out / "tvr_video2dur_idx.json").write_text(json.dumps(video2dur))
+    assert not (out / "splits.json").exists()
+    return out
+
+
+def _tiny(corpus, features, out) -> list[str]:
+    """Overrides that shrink a paper-size preset to the tiny model and a 2-step CPU run."""
+    return [
+        f"data.corpus={corpus}",
+        f"data.features={features}",
+        "data.max_frames=24",
+        *(f"model.{k}={v}" for k, v in load_config("model/hero-tiny")["model"].items()),
+        "model.frame_dim=auto",
+        f"train.output_dir={out}",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "train.warmup_steps=0",
+        "train.eval_every=0",
+        "train.save_every=0",
+        "train.precision=fp32",
+        "train.device=cpu",
+        "train.num_workers=0",
+        "train.tensorboard=false",
+        "train.progress=false",
+        "train.curves=false",
+    ]
+
+
+@pytest.mark.parametrize(
+    "experiment, metric",
+    [("hero-tvr", "VCMR_0.5-r10"), ("hero-tvqa", "accuracy"), ("hero-tvc", "CIDEr-D")],
+)
+def test_release_layout_trains_and_evaluates(tv_release, tiny_features, tmp_path, experiment, metric):
+    run = tmp_path / "run"
+    assert main(["train", experiment, *_tiny(tv_release, tiny_features, run)]) == 0
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--split", "val", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    assert metric in metrics, sorted(metrics)[:10]
+
+
+def test_validate_recognises_the_public_names(tv_release, tiny_corpus, capsys):
+    shutil.copytree(tiny_corpus / "videos", tv_release / "videos", dirs_exist_ok=True)
+    (tv_release / "annotations").mkdir(exist_ok=True)
+    for f in tv_release.glob("*.json*"):
+        shutil.copy(f, tv_release / "annotations" / f.name)
+    main(["data", "validate", str(tv_release)])
+    text = capsys.readouterr().out
+    assert (
+        "tvqa_preprocessed_subtitles.jsonl" in text
+        and "not checked" not in text.split("tvqa_preprocessed")[1][:80]
+    )
