@@ -180,12 +180,20 @@ def annotation_videos(path: Path, split: str = "") -> list[str]:
             raise InputError(f"{path}: not valid JSON ({e.msg})") from None
         if isinstance(data, dict) and split and isinstance(data.get(split), dict):
             return list(data[split])  # {split: {vid: ...}}: TVR's tvr_video2dur_idx.json#test_public
-        records = data.get("videos", []) if isinstance(data, dict) else data
+        if (
+            isinstance(data, dict)
+            and data
+            and all(isinstance(v, dict) and "file" in v for v in data.values())
+        ):
+            records = list(data.values())  # {clip_id: {"file", "split", ...}}: VIOLIN
+        else:
+            records = data.get("videos", []) if isinstance(data, dict) else data
     out = []
     for r in records if isinstance(records, list) else []:
         if split and (not isinstance(r, dict) or r.get("split") != split):
             continue
-        vid = next((r[k] for k in ("vid_name", "video", "video_id") if isinstance(r, dict) and k in r), None)
+        keys = ("vid_name", "video", "video_id", "file")
+        vid = next((r[k] for k in keys if isinstance(r, dict) and k in r), None)
         if isinstance(vid, str) and vid:
             out.append(Path(vid).stem if Path(vid).suffix else vid)
     if not out:

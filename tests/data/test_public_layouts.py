@@ -37,6 +37,55 @@ def tv_release(tiny_corpus, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def other_releases(tiny_corpus, tmp_path_factory):
+    """MSR-VTT, DiDeMo and VIOLIN folders with the releases' own file names and split conventions."""
+    ann = tiny_corpus / "annotations"
+    root = tmp_path_factory.mktemp("releases")
+    msrvtt, didemo, violin = root / "msrvtt", root / "didemo", root / "violin"
+    for folder in (msrvtt, didemo, violin):
+        folder.mkdir()
+    info: dict[str, dict] = {
+        "train_val": {"videos": [], "sentences": []},
+        "test": {"videos": [], "sentences": []},
+    }
+    for split, name, file in (
+        ("train", "train", "train_val"),
+        ("val", "validate", "train_val"),
+        ("test", "test", "test"),
+    ):
+        rows = read_jsonl(ann / f"msrvtt_{split}.jsonl")
+        videos = list(dict.fromkeys(r["video_id"] for r in rows))
+        info[file]["videos"] += [{"video_id": v, "split": name, "category": 0} for v in videos]
+        info[file]["sentences"] += [
+            {"video_id": r["video_id"], "caption": r["caption"], "sen_id": r["sen_id"]} for r in rows
+        ]
+        shutil.copy(ann / f"didemo_{split}.json", didemo / f"{split}_data.json")
+    for file, data in info.items():
+        (msrvtt / f"{file}_videodatainfo.json").write_text(json.dumps({"info": {}, **data}))
+    records = json.loads((ann / "violin_annotation.json").read_text())
+    for r in records.values():
+        r["split"] = {"val": "validate"}.get(r["split"], r["split"])
+    (violin / "violin_annotation.json").write_text(json.dumps(records))
+    return {"hero-msrvtt-release": msrvtt, "hero-didemo-release": didemo, "hero-violin-release": violin}
+
+
+@pytest.mark.parametrize(
+    "experiment, metric",
+    [
+        ("hero-msrvtt-release", "t2v_R@1"),
+        ("hero-didemo-release", "didemo_R@1"),
+        ("hero-violin-release", "accuracy"),
+    ],
+)
+def test_other_releases_train_and_evaluate(other_releases, tiny_features, tmp_path, experiment, metric):
+    run = tmp_path / "run"
+    assert main(["train", experiment, *_tiny(other_releases[experiment], tiny_features, run)]) == 0
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(run), "--split", "val", "--out", str(out)]) == 0
+    assert metric in json.loads((out / "metrics.json").read_text())["metrics"]
+
+
 def _tiny(corpus, features, out) -> list[str]:
     """Overrides that shrink a paper-size preset to the tiny model and a 2-step CPU run."""
     return [

@@ -465,9 +465,12 @@ class HeroMsrvttTask(HeroRetrievalTask):
     kind = "clip"
 
     def read_queries(self, path: Path) -> list[Query]:
+        """The captions of `path`; "FILE#NAME" keeps the videos whose "split" is NAME (the release's
+        train_val_videodatainfo.json#validate)."""
+        file, _, only = str(path).partition("#")
         return [
             Query(r["sen_id"] if r.get("sen_id") is not None else i, r["caption"], r["video_id"])
-            for i, r in enumerate(read_msrvtt(path))
+            for i, r in enumerate(read_msrvtt(file, split=only or None))
         ]
 
 
