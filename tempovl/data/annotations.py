@@ -545,7 +545,7 @@ _READERS: list[tuple[str, str, Callable[..., list]]] = [
 
 def validate_corpus_report(root: str | os.PathLike) -> list[FileReport]:
     """Check every video, subtitle and annotation file of a corpus directory (docs/demo-corpus.md)."""
-    from tempovl.data.subtitles import read_srt, read_tvr_subtitles, read_vtt
+    from tempovl.data.subtitles import SUBTITLE_SUFFIXES, read_srt, read_tvr_subtitles, read_vtt
 
     root = Path(root)
     reports = []
@@ -570,7 +570,7 @@ def validate_corpus_report(root: str | os.PathLike) -> list[FileReport]:
         reports.append(rep)
 
     for sub in sorted((root / "subtitles").glob("*")) if (root / "subtitles").is_dir() else []:
-        if sub.suffix.lower() not in (".srt", ".vtt"):
+        if sub.suffix.lower() not in SUBTITLE_SUFFIXES:
             continue
         rep = FileReport(str(sub), "subtitles")
         try:

@@ -37,7 +37,7 @@ from tempovl.data.align import align, cross_modal_units, frame_spans
 from tempovl.data.features.store import FeatureStore
 from tempovl.data.masking import IGNORE, mask_tokens, shuffle_frames
 from tempovl.data.packing import one_per_video, pack_clips, pad_ids
-from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles
+from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles, subtitle_file_of
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
 
@@ -275,8 +275,8 @@ class HeroClipDataset(Dataset):
             if cfg.subtitles != "srt":
                 sentences = tvr.get(vid, [])
             else:
-                path = corpus / "subtitles" / f"{vid}.srt"
-                sentences = read_subtitle_file(path) if path.exists() else []  # single-channel: none
+                path = subtitle_file_of(corpus / "subtitles", vid)
+                sentences = read_subtitle_file(path) if path else []  # single-channel: none
             self.units.append(
                 clip_units(sentences, t, self.store.interval, tokenize, cfg.max_sentence_tokens)
             )

@@ -215,6 +215,17 @@ def read_vtt(path: str | os.PathLike) -> list[Sentence]:
     return _sorted(sentences)
 
 
+SUBTITLE_SUFFIXES = (".srt", ".vtt")  # what every command reads as a video's subtitle file
+
+
+def subtitle_file_of(folder: Path, vid: str) -> Path | None:
+    """folder/{vid}.srt or folder/{vid}.vtt, whichever exists first; None when neither does."""
+    for suffix in SUBTITLE_SUFFIXES:
+        if (folder / f"{vid}{suffix}").is_file():
+            return folder / f"{vid}{suffix}"
+    return None
+
+
 def read_subtitle_file(path: str | os.PathLike) -> list[Sentence]:
     """Read an .srt or .vtt file, chosen by suffix."""
     suffix = Path(path).suffix.lower()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from tempovl.data.subtitles import Sentence, read_subtitle_file
+from tempovl.data.subtitles import SUBTITLE_SUFFIXES, Sentence, read_subtitle_file
 from tempovl.data.video import VIDEO_EXTENSIONS
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import atomic_path, exclusive_lock, write_json
@@ -42,7 +42,6 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its INFO lines wo
 
 FORMAT = "tempovl-search-index"
 VERSION = 1
-SUBTITLE_SUFFIXES = (".srt", ".vtt")
 APPROX_KINDS = ("auto", "none", "ivf")
 
 

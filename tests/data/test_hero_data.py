@@ -212,3 +212,24 @@ def test_a_cap_that_cuts_videos_says_so_once(caplog):
     message = record.getMessage()
     assert "train split" in message and "cuts 2 of 4 videos" in message and "600 s" in message
     assert "after 150 s" in message
+
+
+def test_vtt_subtitles_work_where_srt_does(tiny_corpus, tiny_features, tmp_path):
+    """Issue 13: a corpus whose subtitles are WebVTT gives the clips the same units as its SRT twin."""
+    import re
+    import shutil
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus / "annotations", corpus / "annotations")
+    shutil.copy(tiny_corpus / "splits.json", corpus / "splits.json")
+    (corpus / "subtitles").mkdir()
+    for srt in (tiny_corpus / "subtitles").glob("*.srt"):
+        text = re.sub(r"(\d\d:\d\d:\d\d),(\d\d\d)", r"\1.\2", srt.read_text(encoding="utf-8"))
+        (corpus / "subtitles" / f"{srt.stem}.vtt").write_text("WEBVTT\n\n" + text, encoding="utf-8")
+    base = DataConfig(corpus=str(tiny_corpus), features=str(tiny_features), max_frames=12)
+    vtt = DataConfig(corpus=str(corpus), features=str(tiny_features), max_frames=12)
+    srt_clips, vtt_clips = HeroClipDataset(base, "train"), HeroClipDataset(vtt, "train")
+    assert sum(len(u) for u in vtt_clips.units) > 0
+    assert [[(x.tokens, x.frame_ids) for x in u] for u in srt_clips.units] == [
+        [(x.tokens, x.frame_ids) for x in u] for u in vtt_clips.units
+    ]
