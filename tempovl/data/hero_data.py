@@ -225,8 +225,8 @@ def warn_if_cut(lengths: Sequence[int], max_frames: int, interval: float, where:
     if cut:
         log.warning(
             "%s: data.max_frames %d (= %.0f s at %.2f s a frame) cuts %d of %d videos (the longest is %.0f s): "
-            "frames after %.0f s are not seen, and moments past it cannot be predicted. Raise data.max_frames "
-            "(up to model.max_clip_len) to see more of each video.",
+            "training clips read only their first %.0f s (retrieval evaluation, predict and search read whole "
+            "videos in consecutive windows). Raise data.max_frames (up to model.max_clip_len) to train on more.",
             where,
             max_frames,
             max_frames * interval,
@@ -271,18 +271,25 @@ class HeroClipDataset(Dataset):
             [self.store.num_frames(v) for v in vids], cfg.max_frames, self.store.interval, f"{split} split"
         )
         self.units: list[list[Unit]] = []
+        self.sentences: list[list[Sentence]] = []  # whole videos' subtitles (`whole_video`)
         for vid, t in zip(vids, self.num_frames, strict=True):
             if cfg.subtitles != "srt":
                 sentences = tvr.get(vid, [])
             else:
                 path = subtitle_file_of(corpus / "subtitles", vid)
                 sentences = read_subtitle_file(path) if path else []  # single-channel: none
+            self.sentences.append(sentences)
             self.units.append(
                 clip_units(sentences, t, self.store.interval, tokenize, cfg.max_sentence_tokens)
             )
 
     def __len__(self) -> int:
         return len(self.vids)
+
+    def whole_video(self, i: int) -> tuple[np.ndarray, list[Sentence]]:
+        """All feature-frames (T, F) of video i, past ``max_frames`` too, and its subtitles: what
+        evaluation encodes in consecutive windows as `predict` and `search` do."""
+        return np.asarray(self.store[self.vids[i]], dtype=np.float32), self.sentences[i]
 
     def __getitem__(self, i: int) -> dict:
         t = self.num_frames[i]

@@ -211,7 +211,7 @@ def test_a_cap_that_cuts_videos_says_so_once(caplog):
     (record,) = caplog.records
     message = record.getMessage()
     assert "train split" in message and "cuts 2 of 4 videos" in message and "600 s" in message
-    assert "after 150 s" in message
+    assert "first 150 s" in message
 
 
 def test_vtt_subtitles_work_where_srt_does(tiny_corpus, tiny_features, tmp_path):

@@ -275,3 +275,21 @@ def test_training_refuses_a_moment_past_the_videos_end(tiny_corpus, tiny_feature
     with pytest.raises(InputError, match=r"tvr_train.jsonl:2 .*999.0\] ends after the video's duration 2\d"):
         task.queries("train")
     assert task.video_durations()[rows[0]["vid_name"]] == pytest.approx(rows[0]["duration"], abs=0.5)
+
+
+def test_evaluation_sees_whole_videos_past_max_frames(tiny_corpus, tiny_features, tmp_path):
+    """Issue 13: with data.max_frames 8 (12 s) the tiny corpus's 18-27 s videos were cut at 12 s; evaluation
+    now encodes them whole in consecutive windows (as predict and search do), so moments after 12 s exist."""
+    task = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", "data.max_frames=8")).eval()
+    clips = task.clips("val")
+    frames, masks = task.encode_split(clips)
+    full = [clips.store.num_frames(v) for v in clips.vids]
+    assert max(full) > 8 and masks.sum(1).tolist() == full
+    i = full.index(max(full))
+    feats, sentences = clips.whole_video(i)
+    whole = task.encode_whole_video(feats, sentences, clips.store.interval, where=clips.vids[i])
+    torch.testing.assert_close(frames[i, : len(whole)], whole)
+    task.evaluate("val", out_dir=tmp_path)
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    ends = [m[2] for q in predictions["VCMR"] for m in q["predictions"]]
+    assert max(ends) > 8 * 1.5

@@ -216,6 +216,27 @@ class HeroRetrievalTask(HeroDownstreamTask):
         return frames, torch.stack([F.pad(m, (0, t - m.shape[0])) for m in masks])  # (Nv, T)
 
     @torch.no_grad()
+    def encode_split(self, clips) -> tuple[torch.Tensor, torch.Tensor]:
+        """Temporal outputs (Nv, T, D) and mask (Nv, T) of every video of a split, whole: a video longer
+        than ``data.max_frames`` is encoded in consecutive windows (`encode_whole_video`, as `predict`
+        and `search` encode it), so evaluation sees moments past the first window. With
+        ``data.shuffle_frames`` the clips are the dataset's (the shuffling test reads the first window)."""
+        items = [clips[i] for i in range(len(clips))]
+        frames, masks = self.encode_videos(items)
+        full = [clips.store.num_frames(v) for v in clips.vids]
+        long = [i for i, n in enumerate(full) if n > self.data_cfg.max_frames]
+        if not long or self.data_cfg.shuffle_frames:
+            return frames, masks
+        t = max(full)
+        frames = F.pad(frames, (0, 0, 0, t - frames.shape[1]))  # (Nv, T, D)
+        masks = F.pad(masks, (0, t - masks.shape[1]))  # (Nv, T)
+        for i in long:
+            feats, sentences = clips.whole_video(i)
+            whole = self.encode_whole_video(feats, sentences, clips.store.interval, where=clips.vids[i])
+            frames[i, : len(whole)], masks[i, : len(whole)] = whole, True
+        return frames, masks
+
+    @torch.no_grad()
     def encode_whole_video(
         self, feats: np.ndarray, sentences: Sequence[Sentence], interval: float, where: str = "video"
     ) -> torch.Tensor:
@@ -269,7 +290,7 @@ class HeroRetrievalTask(HeroDownstreamTask):
         was_training = self.training
         self.eval()
         clips, queries = self.clips(split), self.queries(split)
-        frames, masks = self.encode_videos([clips[i] for i in range(len(clips))])
+        frames, masks = self.encode_split(clips)
         query = self.encode_queries([q.text for q in queries])
         scores = self.global_scores(query, frames, masks)  # (Nq, Nv)
         if self.kind == "clip":
