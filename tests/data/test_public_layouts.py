@@ -120,6 +120,18 @@ def test_release_layout_trains_and_evaluates(tv_release, tiny_features, tmp_path
     assert main(["evaluate", str(run), "--split", "val", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     assert metric in metrics, sorted(metrics)[:10]
+    if experiment == "hero-tvr":  # the public test release has queries only: a leaderboard submission
+        sub = tmp_path / "test"
+        assert main(["evaluate", str(run), "--split", "test", "--out", str(sub)]) == 0
+        submission = json.loads((sub / "submission.json").read_text())
+        queries = read_jsonl(tv_release / "tvr_test_public_release.jsonl")
+        assert [r["desc_id"] for r in submission["VCMR"]] == [q["desc_id"] for q in queries]
+        assert len(submission["VR"]) == len(queries) and "SVMR" not in submission
+        videos = json.loads((tv_release / "tvr_video2dur_idx.json").read_text())["test_public"]
+        assert set(submission["video2idx"]) == set(videos)
+        assert all(
+            0 <= m[0] < len(videos) and m[1] < m[2] for r in submission["VCMR"] for m in r["predictions"]
+        )
 
 
 def test_validate_recognises_the_public_names(tv_release, tiny_corpus, capsys):

@@ -139,7 +139,7 @@ class HeroRetrievalTask(HeroDownstreamTask):
             path = self.annotation_path(split)
             queries = self.read_queries(path)
             vids = set(self.clips(split).vids)
-            missing = sorted({q.vid for q in queries if q.vid not in vids})
+            missing = sorted({q.vid for q in queries if q.vid is not None and q.vid not in vids})
             if missing:
                 raise InputError(
                     f"{path}: {len(missing)} video(s) named by queries are not in split {split!r} "
@@ -151,7 +151,12 @@ class HeroRetrievalTask(HeroDownstreamTask):
         return self._queries[split]
 
     def dataset(self, split: str, subtask: str = "main") -> Dataset:
-        return QueryVideos(self.clips(split), self.queries(split), self.encode_text, self.interval)
+        queries = self.queries(split)
+        if any(q.vid is None for q in queries):
+            raise InputError(
+                f"{self.annotation_path(split)}: unlabelled queries (no 'vid_name'/'ts') cannot train"
+            )
+        return QueryVideos(self.clips(split), queries, self.encode_text, self.interval)
 
     def collate(self, subtask: str = "main") -> Callable[[list], dict]:
         return RetrievalCollate(self.specials, self.model.cfg.pack_max_len, self.c.queries_per_video)
@@ -321,6 +326,7 @@ class HeroRetrievalTask(HeroDownstreamTask):
         k = min(c.max_vcmr_videos, len(vids))
         top_scores, top_idx = video_scores.topk(k, dim=1)  # (Nq, K)
         vcmr, svmr, vr, own_probs = [], [], [], []
+        unlabelled = queries[0].vid is None  # all or none (read_queries)
         for r in chunks(len(queries), c.eval_query_batch):
             q = query[r]  # (c, D)
             n, d = q.shape
@@ -331,6 +337,15 @@ class HeroRetrievalTask(HeroDownstreamTask):
             sc, vk, si, ei = hm.top_spans(
                 st, ed, c.min_span_frames, c.max_span_frames, c.max_before_nms, top_scores[r]
             )
+            if unlabelled:  # no video of its own: VCMR and VR only
+                for j, i in enumerate(r):
+                    rows = [
+                        [int(cand[j, v]), *hm.to_seconds(a, b, self.interval), s]
+                        for s, v, a, b in zip(sc[j].tolist(), vk[j].tolist(), si[j].tolist(), ei[j].tolist())
+                    ]
+                    vcmr.append(hm.nms_vcmr(rows, c.nms_threshold, c.max_before_nms, c.max_after_nms))
+                    vr.append(self._vr_rows(top_scores[i], top_idx[i]))
+                continue
             own = torch.tensor([video2idx[queries[i].vid] for i in r], device=q.device)
             st_own, ed_own = self.span_probs_on(q, frames[own], masks[own])  # (c, T)
             own_probs.append((st_own.cpu().numpy(), ed_own.cpu().numpy()))
@@ -347,17 +362,17 @@ class HeroRetrievalTask(HeroDownstreamTask):
                     for s, a, b in zip(osc[j].tolist(), osi[j].tolist(), oei[j].tolist())
                 ]
                 svmr.append(hm.nms_svmr(own_rows, c.nms_threshold, c.max_before_nms, c.max_after_nms))
-                vr.append(
-                    [
-                        [int(v), 0.0, 0.0, float(s)]
-                        for s, v in zip(top_scores[i, :100].tolist(), top_idx[i, :100].tolist())
-                    ]
-                )
+                vr.append(self._vr_rows(top_scores[i], top_idx[i]))
         submission: dict[str, Any] = {"video2idx": video2idx}
         for name, rows in (("VCMR", vcmr), ("SVMR", svmr), ("VR", vr)):
-            submission[name] = [
-                {"desc_id": q.qid, "desc": q.text, "predictions": p} for q, p in zip(queries, rows)
-            ]
+            if rows or not unlabelled:
+                submission[name] = [
+                    {"desc_id": q.qid, "desc": q.text, "predictions": p} for q, p in zip(queries, rows)
+                ]
+        if unlabelled:  # nothing to score: the TVR leaderboard's submission file
+            if out_dir is not None:
+                write_json(Path(out_dir) / "submission.json", submission)
+            return {"unlabelled_queries": float(len(queries))}
         ground_truth = [self._gt_record(q) for q in queries]
         res = eval_tvr(submission, ground_truth, iou_thds=(0.5, 0.7), topks=(1, 5, 10, 100))
         metrics = flatten_tvr(res)
@@ -371,6 +386,11 @@ class HeroRetrievalTask(HeroDownstreamTask):
                 f.write(tvr_table(res) + "\n")
             self._plot(out / "moments.png", clips, queries, svmr, vcmr)
         return metrics
+
+    @staticmethod
+    def _vr_rows(scores: torch.Tensor, videos: torch.Tensor) -> list[list[float]]:
+        """VR predictions [video, 0, 0, score] of one query's ranked videos (the first 100)."""
+        return [[int(v), 0.0, 0.0, float(s)] for s, v in zip(scores[:100].tolist(), videos[:100].tolist())]
 
     def _gt_record(self, q: Query) -> dict:
         spans = q.spans if q.spans and len(q.spans) >= 4 else q.train_span
@@ -456,11 +476,16 @@ class HeroVcmrTask(HeroRetrievalTask):
     def read_queries(self, path: Path) -> list[Query]:
         out = []
         for r in read_tvr(path, self.video_durations()):
+            if "vid_name" not in r and "ts" not in r:  # the public test release: queries only
+                out.append(Query(r["desc_id"], r["desc"], None, qtype=r.get("type")))
+                continue
             if "vid_name" not in r or "ts" not in r:
                 raise InputError(
-                    f"{path}: desc_id {r['desc_id']}: needs 'vid_name' and 'ts' to train or evaluate"
+                    f"{path}: desc_id {r['desc_id']}: has one of 'vid_name' and 'ts' but not both"
                 )
             out.append(Query(r["desc_id"], r["desc"], r["vid_name"], [r["ts"]], r["ts"], r.get("type")))
+        if any(q.vid is None for q in out) and not all(q.vid is None for q in out):
+            raise InputError(f"{path}: some queries have 'vid_name' and 'ts' and some do not")
         return out
 
 

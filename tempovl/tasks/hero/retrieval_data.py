@@ -22,7 +22,7 @@ class Query:
 
     qid: Any
     text: str
-    vid: str
+    vid: str | None  # None: an unlabelled query (TVR's test_public release)
     spans: list[list[float]] | None = None
     train_span: list[float] | None = None
     qtype: str | None = None
