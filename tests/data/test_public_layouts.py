@@ -30,7 +30,10 @@ def tv_release(tiny_corpus, tmp_path_factory):
             rows = tvr
         (out / f"tvr_{public}_release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         video2dur[public] = {r["vid_name"]: [r["duration"], i] for i, r in enumerate(tvr)}
-        shutil.copy(ann / f"tvqa_{split}.jsonl", out / f"tvqa_{public}.jsonl")
+        tvqa = read_jsonl(ann / f"tvqa_{split}.jsonl")
+        if public == "test_public":  # the public test release: no answer
+            tvqa = [{k: v for k, v in r.items() if k != "answer_idx"} for r in tvqa]
+        (out / f"tvqa_{public}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tvqa))
         shutil.copy(ann / f"tvc_{split}.jsonl", out / f"tvc_{public}_release.jsonl")
     (out / "tvr_video2dur_idx.json").write_text(json.dumps(video2dur))
     assert not (out / "splits.json").exists()

@@ -43,7 +43,7 @@ from tempovl.data.annotations import read_tvqa, read_violin
 from tempovl.data.hero_data import TextSpecials, pad_frames
 from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.errors import ConfigError, InputError
-from tempovl.io import read_jsonl
+from tempovl.io import read_jsonl, write_json, write_jsonl
 from tempovl.layers.pooling import MASK_VALUE, AttentionPool
 from tempovl.metrics.qa import qa_accuracy
 from tempovl.models.hero import GeluNormMLP
@@ -384,8 +384,20 @@ class HeroQATask(AppendedTextTask):
         ids, probs = self.predict_batches(data)
         truth = [it[3] for it in data.items]
         scored = [i for i, t in enumerate(truth) if t >= 0]
-        if not scored:
-            return {"n": float(len(ids))}
+        if out_dir is not None:  # every question's answer, labelled or not
+            write_jsonl(
+                Path(out_dir) / "answers.jsonl",
+                [
+                    {"qid": q, "answer_idx": int(p.argmax()), "probs": [float(x) for x in p]}
+                    for q, p in zip(ids, probs)
+                ],
+            )
+        if not scored:  # an unlabelled split (tvqa_test_public.jsonl): the leaderboard's {qid: answer}
+            if out_dir is not None:
+                write_json(
+                    Path(out_dir) / "submission.json", {str(q): int(p.argmax()) for q, p in zip(ids, probs)}
+                )
+            return {"unlabelled_questions": float(len(ids))}
         scored_ids = [ids[i] for i in scored]
         types = order_types(scored_ids, read_meta(self.data_cfg.corpus, self.annotation_path(split).name))
         res = qa_accuracy(
