@@ -34,7 +34,10 @@ def tv_release(tiny_corpus, tmp_path_factory):
         if public == "test_public":  # the public test release: no answer
             tvqa = [{k: v for k, v in r.items() if k != "answer_idx"} for r in tvqa]
         (out / f"tvqa_{public}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tvqa))
-        shutil.copy(ann / f"tvc_{split}.jsonl", out / f"tvc_{public}_release.jsonl")
+        tvc = read_jsonl(ann / f"tvc_{split}.jsonl")
+        if public == "test_public":  # the public test release: no reference captions
+            tvc = [{k: v for k, v in r.items() if k != "descs"} for r in tvc]
+        (out / f"tvc_{public}_release.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tvc))
     (out / "tvr_video2dur_idx.json").write_text(json.dumps(video2dur))
     assert not (out / "splits.json").exists()
     return out
