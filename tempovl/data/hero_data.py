@@ -225,8 +225,9 @@ def warn_if_cut(lengths: Sequence[int], max_frames: int, interval: float, where:
     if cut:
         log.warning(
             "%s: data.max_frames %d (= %.0f s at %.2f s a frame) cuts %d of %d videos (the longest is %.0f s): "
-            "training clips read only their first %.0f s (retrieval evaluation, predict and search read whole "
-            "videos in consecutive windows). Raise data.max_frames (up to model.max_clip_len) to train on more.",
+            "QA, VIOLIN and captioning read only their first %.0f s (retrieval trains on the window around each "
+            "moment and evaluates, predicts and searches whole videos in windows). Raise data.max_frames (up to "
+            "model.max_clip_len) to see more at once.",
             where,
             max_frames,
             max_frames * interval,
@@ -237,6 +238,33 @@ def warn_if_cut(lengths: Sequence[int], max_frames: int, interval: float, where:
             max_frames * interval,
         )
     return len(cut)
+
+
+def window_clip(
+    vid: str,
+    feats: np.ndarray,
+    sentences: Sequence[Sentence],
+    lo: int,
+    length: int,
+    interval: float,
+    tokenize,
+    max_tokens: int,
+) -> dict:
+    """The clip item of frames [lo, lo + length) of a video (features (T, F) of the whole video): its
+    subtitles are those overlapping the window, their times shifted to it. The one way a window of a
+    long video becomes a HERO clip (evaluation, predict, search and training windows)."""
+    clip = feats[lo : lo + length]  # (Tc, F)
+    t0 = lo * interval
+    shifted = [
+        Sentence(s.text, s.start - t0, s.end - t0, s.speaker)
+        for s in sentences
+        if s.start < t0 + len(clip) * interval and s.end > t0
+    ]
+    return {
+        "vid": vid,
+        "frame_feats": clip,
+        "units": clip_units(shifted, len(clip), interval, tokenize, max_tokens),
+    }
 
 
 class HeroClipDataset(Dataset):
@@ -265,6 +293,8 @@ class HeroClipDataset(Dataset):
         def tokenize(text: str) -> list[int]:
             return tokenizer(text, add_special_tokens=False)["input_ids"]
 
+        self.tokenize = tokenize
+
         self.vids = vids
         self.num_frames = [min(self.store.num_frames(v), cfg.max_frames) for v in vids]
         warn_if_cut(
@@ -285,6 +315,22 @@ class HeroClipDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.vids)
+
+    def window(self, i: int, lo: int) -> dict:
+        """The clip item of frames [lo, lo + max_frames) of video i (`window_clip`); lo 0 is item i."""
+        if lo == 0:
+            return self[i]
+        feats, sentences = self.whole_video(i)
+        return window_clip(
+            self.vids[i],
+            feats,
+            sentences,
+            lo,
+            self.cfg.max_frames,
+            self.store.interval,
+            self.tokenize,
+            self.cfg.max_sentence_tokens,
+        )
 
     def whole_video(self, i: int) -> tuple[np.ndarray, list[Sentence]]:
         """All feature-frames (T, F) of video i, past ``max_frames`` too, and its subtitles: what

@@ -293,3 +293,27 @@ def test_evaluation_sees_whole_videos_past_max_frames(tiny_corpus, tiny_features
     predictions = json.loads((tmp_path / "predictions.json").read_text())
     ends = [m[2] for q in predictions["VCMR"] for m in q["predictions"]]
     assert max(ends) > 8 * 1.5
+
+
+def test_training_targets_past_the_first_window_are_trained_in_their_own_window(tiny_corpus, tiny_features):
+    """Issue 13: with data.max_frames 8 a moment at 15 s was trained as a span clipped to 12 s; now the
+    item is the window around it (frames and subtitles of the window) and the target sits inside it."""
+    from tempovl.tasks.hero.retrieval_data import training_window
+
+    assert training_window(2, 5, 6, 8) == 0  # fits one window
+    assert training_window(10, 12, 30, 8) == 8  # the half-window grid: 0, 4, 8, ...
+    assert training_window(13, 14, 17, 8) == 8
+    assert training_window(15, 16, 17, 8) == 9  # only the last window holds it
+    assert training_window(0, 20, 30, 8) == 6  # longer than a window: centred
+    task = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", "data.max_frames=8"))
+    data = task.dataset("train")
+    late = 0
+    for i in range(len(data)):
+        item = data[i]
+        index, lo = data.keys[i]
+        full = np.asarray(data.clips.store[data.clips.vids[index]])
+        np.testing.assert_allclose(item["frame_feats"], full[lo : lo + 8])
+        for _, (st, ed) in item["queries"]:
+            assert 0 <= st <= ed < len(item["frame_feats"])
+        late += lo > 0
+    assert late > 0  # some moments live past the first 12 s and train there

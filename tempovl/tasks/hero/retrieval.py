@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_didemo, read_msrvtt, read_tvr
-from tempovl.data.hero_data import clip_units
+from tempovl.data.hero_data import window_clip
 from tempovl.data.packing import pad_ids
 from tempovl.data.subtitles import Sentence
 from tempovl.engine.distributed import get_world_size
@@ -255,17 +255,20 @@ class HeroRetrievalTask(HeroDownstreamTask):
                 f"{where}: features of shape {feats.shape}; the model expects (T >= 1, {frame_dim}) "
                 f"from extractor {self.data_cfg.extractor!r}"
             )
-        items, step = [], self.data_cfg.max_frames
-        for lo in range(0, len(feats), step):
-            clip = feats[lo : lo + step]  # (Tc, F)
-            t0 = lo * interval
-            shifted = [
-                Sentence(s.text, s.start - t0, s.end - t0, s.speaker)
-                for s in sentences
-                if s.start < t0 + len(clip) * interval and s.end > t0
-            ]
-            units = clip_units(shifted, len(clip), interval, self.tokenize, self.data_cfg.max_sentence_tokens)
-            items.append({"vid": f"{where}@{lo}", "frame_feats": clip, "units": units})
+        step = self.data_cfg.max_frames
+        items = [
+            window_clip(
+                f"{where}@{lo}",
+                feats,
+                sentences,
+                lo,
+                step,
+                interval,
+                self.tokenize,
+                self.data_cfg.max_sentence_tokens,
+            )
+            for lo in range(0, len(feats), step)
+        ]
         frames, masks = self.encode_videos(items)  # (Nc, Tc, D), (Nc, Tc)
         return frames[masks]  # (T, D): the clips' valid frames in order
 

@@ -51,26 +51,50 @@ def video_batch(items: Sequence[dict], specials: TextSpecials, pack_max_len: int
 
 class QueryVideos(Dataset):
     """Training items: a clip (``vid``, ``frame_feats``, ``units``) with ``queries``: its
-    ``([CLS] + tokens, (st_idx, ed_idx))`` pairs (``(-1, -1)`` when the task has no spans)."""
+    ``([CLS] + tokens, (st_idx, ed_idx))`` pairs (``(-1, -1)`` when the task has no spans).
+
+    A video longer than ``data.max_frames`` is trained on the window around each query's moment
+    (`training_window`), so a moment at 8 minutes is a target at 8 minutes, not one clipped to the
+    first window's end; queries whose moments share a window share its item."""
 
     def __init__(self, clips: HeroClipDataset, queries: Sequence[Query], encode, interval: float):
         self.clips = clips
-        by_vid: dict[str, list[tuple[list[int], tuple[int, int]]]] = {}
+        by_key: dict[tuple[str, int], list[tuple[list[int], tuple[int, int]]]] = {}
         position = {v: i for i, v in enumerate(clips.vids)}
+        length = clips.cfg.max_frames
         for q in queries:
-            t = clips.num_frames[position[q.vid]]
-            target = (-1, -1) if q.train_span is None else seconds_to_frames(*q.train_span, interval, t)
-            by_vid.setdefault(q.vid, []).append((encode(q.text), target))
-        self.index = [i for i, v in enumerate(clips.vids) if v in by_vid]
-        self.by_vid = by_vid
+            full = clips.store.num_frames(q.vid)
+            lo, target = 0, (-1, -1)
+            if q.train_span is not None:
+                st, ed = seconds_to_frames(*q.train_span, interval, full)  # in the whole video
+                lo = training_window(st, ed, full, length)
+                target = (max(st, lo) - lo, min(ed, lo + length - 1) - lo)
+            by_key.setdefault((q.vid, lo), []).append((encode(q.text), target))
+        self.keys = [(position[v], lo) for v, lo in by_key]
+        self.by_key = by_key
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.keys)
 
     def __getitem__(self, i: int) -> dict:
-        item = dict(self.clips[self.index[i]])
-        item["queries"] = self.by_vid[item["vid"]]
+        index, lo = self.keys[i]
+        item = dict(self.clips.window(index, lo))
+        item["queries"] = self.by_key[(self.clips.vids[index], lo)]
         return item
+
+
+def training_window(st: int, ed: int, num_frames: int, length: int) -> int:
+    """First frame of the `length`-frame window a moment of frames [st, ed] trains in: 0 when the video
+    fits one window; else on a grid of half windows (so queries share windows), the first that holds
+    the moment, or one centred on it when it is longer than fits a grid position."""
+    if num_frames <= length:
+        return 0
+    last = num_frames - length  # the last valid start
+    stride = max(1, length // 2)
+    for lo in [*range(0, last + 1, stride), last]:
+        if lo <= st and ed < lo + length:
+            return lo
+    return int(min(max(0, (st + ed + 1) // 2 - length // 2), last))
 
 
 class RetrievalCollate:
