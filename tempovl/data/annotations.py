@@ -501,29 +501,20 @@ class FileReport:
 
 
 def probe_durations(video_dir: str | os.PathLike, problems: list[str] | None = None) -> dict[str, float]:
-    """{vid_name: duration in seconds} for every video file under `video_dir`, read from headers."""
-    import av
-
-    from tempovl.data.video import VIDEO_EXTENSIONS
+    """{vid_name: duration in seconds} for every video file under `video_dir`, as `data.video.probe`
+    reads it (the header, overruled by the packets when it declares too little)."""
+    from tempovl.data.video import VIDEO_EXTENSIONS, probe
 
     out: dict[str, float] = {}
     for p in sorted(Path(video_dir).glob("*")):
         if p.suffix.lower() not in VIDEO_EXTENSIONS:
             continue
         try:
-            with av.open(str(p)) as container:
-                stream = container.streams.video[0]
-                if stream.duration is not None and stream.time_base is not None:
-                    out[p.stem] = float(stream.duration * stream.time_base)
-                elif container.duration is not None:
-                    out[p.stem] = container.duration / av.time_base
-                else:
-                    raise ValueError("no duration in the header")
-        except (av.error.FFmpegError, IndexError, ValueError, OSError) as e:
-            msg = f"{p}: cannot read video ({e})"
+            out[p.stem] = probe(p).duration
+        except InputError as e:
             if problems is None:
-                raise InputError(msg) from None
-            problems.append(msg)
+                raise
+            problems.append(str(e))
     return out
 
 
