@@ -15,6 +15,7 @@ it the first problems are raised together as one `InputError`.
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import math
@@ -59,15 +60,20 @@ class _Bad(Exception):
 def _iter_records(
     path: str | os.PathLike, probs: _Problems, list_key: str | None = None
 ) -> Iterator[tuple[str, Any]]:
-    """Yield (where, record): where is ":LINE" for .jsonl, " [i]" for a JSON list, " [key]" for a dict.
+    """Yield (where, record): where is ":LINE" for .jsonl and .csv (a header row, then one record a row:
+    the MSR-VTT 1k-A / 9k lists), " [i]" for a JSON list, " [key]" for a dict.
 
     With `list_key`, a JSON object's records are the list under that key (MSR-VTT's "sentences")."""
     try:
-        f = open(path, encoding="utf-8-sig")
+        f = open(path, encoding="utf-8-sig", newline="" if str(path).endswith(".csv") else None)
     except OSError as e:
         probs.add("", f"cannot read ({e.strerror})")
         return
     with f:
+        if str(path).endswith(".csv"):
+            for lineno, row in enumerate(csv.DictReader(f), 2):
+                yield f":{lineno}", dict(row)
+            return
         if str(path).endswith(".jsonl"):
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
@@ -389,9 +395,12 @@ def read_msrvtt(
 ) -> list[dict]:
     """MSR-VTT captions -> [{"video_id", "caption", "sen_id"}]. Accepts the official
     `*_videodatainfo.json` ({"videos": [...], "sentences": [...]}; `split` keeps the sentences of the
-    videos whose "split" matches), a JSON list, or JSON lines."""
+    videos whose "split" matches), a JSON list, JSON lines, or the 1k-A test list as published
+    (`MSRVTT_JSFUSION_test.csv`: key, vid_key, video_id, sentence)."""
 
     def check(r: dict, where: str) -> dict:
+        if "sentence" in r and "caption" not in r:  # the JSFusion 1k-A csv
+            r = {"video_id": r.get("video_id"), "caption": r["sentence"], "sen_id": r.get("key")}
         _require(r, "video_id", "caption")
         _str(r, "caption")
         _video(_str(r, "video_id"), video_durations)
@@ -528,7 +537,7 @@ _READERS: list[tuple[str, str, Callable[..., list]]] = [
     (r"violin.*\.json$", "violin", read_violin),
     (r"tvc_.*\.jsonl$", "tvc", read_tvc),
     (r"(didemo_.*|(train|val|test)_data)\.json$", "didemo", read_didemo),
-    (r"(msrvtt_.*\.jsonl?|.*videodatainfo\.json)$", "msrvtt", read_msrvtt),
+    (r"(msrvtt_.*\.jsonl?|.*videodatainfo\.json|MSRVTT_JSFUSION_test\.csv)$", "msrvtt", read_msrvtt),
     (r"captions_.*\.jsonl$", "captions", read_caption_pairs),
     (r"ssv2_template_.*\.jsonl?$", "ssv2_template", read_ssv2_template),
 ]

@@ -148,7 +148,7 @@ def split_videos(corpus: Path, names: Sequence[str], key: str) -> list[str]:
     corpus_splits: dict[str, list[str]] | None = None
     for name in names:
         file, _, only = name.partition("#")
-        if file.endswith((".json", ".jsonl")):
+        if file.endswith((".json", ".jsonl", ".csv")):
             vids.extend(
                 annotation_videos(corpus / file if not Path(file).is_absolute() else Path(file), only)
             )
@@ -173,6 +173,11 @@ def annotation_videos(path: Path, split: str = "") -> list[str]:
         raise InputError(f"{path}: annotation file not found (named in data.splits)")
     if path.suffix == ".jsonl":
         records = read_jsonl(path)
+    elif path.suffix == ".csv":  # the MSR-VTT 9k / 1k-A lists: a video_id column
+        import csv
+
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            records = list(csv.DictReader(f))
     else:
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))

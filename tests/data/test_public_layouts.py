@@ -69,17 +69,29 @@ def other_releases(tiny_corpus, tmp_path_factory):
         shutil.copy(ann / f"didemo_{split}.json", didemo / f"{split}_data.json")
     for file, data in info.items():
         (msrvtt / f"{file}_videodatainfo.json").write_text(json.dumps({"info": {}, **data}))
+    # the 9k / 1k-A lists as published: a video_id column; key, vid_key, video_id, sentence
+    train_ids = [v["video_id"] for v in info["train_val"]["videos"] if v["split"] == "train"]
+    (msrvtt / "MSRVTT_train.9k.csv").write_text("video_id\n" + "".join(f"{v}\n" for v in train_ids))
+    test = {r["video_id"]: r["caption"] for r in info["test"]["sentences"]}  # one sentence a video
+    rows = "".join(f'ret{i},msr{i},{v},"{c}"\n' for i, (v, c) in enumerate(test.items()))
+    (msrvtt / "MSRVTT_JSFUSION_test.csv").write_text("key,vid_key,video_id,sentence\n" + rows)
     records = json.loads((ann / "violin_annotation.json").read_text())
     for r in records.values():
         r["split"] = {"val": "validate"}.get(r["split"], r["split"])
     (violin / "violin_annotation.json").write_text(json.dumps(records))
-    return {"hero-msrvtt-release": msrvtt, "hero-didemo-release": didemo, "hero-violin-release": violin}
+    return {
+        "hero-msrvtt-release": msrvtt,
+        "hero-msrvtt-1ka": msrvtt,
+        "hero-didemo-release": didemo,
+        "hero-violin-release": violin,
+    }
 
 
 @pytest.mark.parametrize(
     "experiment, metric",
     [
         ("hero-msrvtt-release", "t2v_R@1"),
+        ("hero-msrvtt-1ka", "t2v_R@1"),
         ("hero-didemo-release", "didemo_R@1"),
         ("hero-violin-release", "accuracy"),
     ],

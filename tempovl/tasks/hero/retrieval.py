@@ -101,6 +101,7 @@ class HeroRetrievalTask(HeroDownstreamTask):
     """Shared HERO retrieval task; subclasses say how annotations read and what is evaluated."""
 
     kind = "moment"  # "moment" (frame + clip scores) or "clip" (clip scores only)
+    captions_of_split_only = False  # True: drop the queries of videos outside the split (else an error)
     config_cls = HeroRetrievalConfig
     predict_needs = ("query",)
 
@@ -139,6 +140,10 @@ class HeroRetrievalTask(HeroDownstreamTask):
             path = self.annotation_path(split)
             queries = self.read_queries(path)
             vids = set(self.clips(split).vids)
+            if (
+                self.captions_of_split_only
+            ):  # e.g. the 9k training list: the file has the 10k videos' captions
+                queries = [q for q in queries if q.vid in vids]
             missing = sorted({q.vid for q in queries if q.vid is not None and q.vid not in vids})
             if missing:
                 raise InputError(
@@ -509,9 +514,12 @@ class HeroDidemoTask(HeroRetrievalTask):
 
 @register_task("hero-msrvtt")
 class HeroMsrvttTask(HeroRetrievalTask):
-    """MSR-VTT text-to-video retrieval: clip-level scores only ("w/ ASR" when the video has an SRT)."""
+    """MSR-VTT text-to-video retrieval: clip-level scores only ("w/ ASR" when the video has an SRT).
+    A split's captions are those of its videos: the 9k training list (MSRVTT_train.9k.csv in
+    data.splits) takes its captions from train_val_videodatainfo.json."""
 
     kind = "clip"
+    captions_of_split_only = True
 
     def read_queries(self, path: Path) -> list[Query]:
         """The captions of `path`; "FILE#NAME" keeps the videos whose "split" is NAME (the release's
