@@ -355,7 +355,7 @@ def test_validate_tiny_corpus(tiny_corpus, tmp_path, capsys):
     qa.write_text(json.dumps(dict(record, answer_idx=7)) + "\n")
     (broken / "videos" / "zz_corrupt.mp4").write_bytes(b"not a video at all")
     problems = validate_corpus(broken)
-    assert problems[0].startswith(f"{broken / 'videos' / 'zz_corrupt.mp4'}: cannot read video")
+    assert problems[0].startswith(f"{broken / 'videos' / 'zz_corrupt.mp4'}: not a readable video")
     assert problems[1:] == [
         f"{qa}:1 (qid={record['qid']!r}): 'answer_idx' 7 is not in range 0..4",
         f"{tvr}:{n_lines} (desc_id=99999): video 'missing_video' does not exist",
