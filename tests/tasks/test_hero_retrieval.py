@@ -317,3 +317,17 @@ def test_training_targets_past_the_first_window_are_trained_in_their_own_window(
             assert 0 <= st <= ed < len(item["frame_feats"])
         late += lo > 0
     assert late > 0  # some moments live past the first 12 s and train there
+
+
+def test_the_recorded_extract_size_is_the_stores(tiny_corpus, tiny_features, caplog):
+    """Issue 13: a checkpoint records the frame size its features were extracted at, as the store says,
+    so predict and index build extract a user's video the same way; a preset that says otherwise is told."""
+    from tempovl.data.features.store import FeatureStore
+
+    size = FeatureStore(tiny_features).details["size"]
+    with caplog.at_level("WARNING"):
+        task = build_task(
+            make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", f"data.extract_size={size + 96}")
+        )
+    assert task.data_cfg.extract_size == size
+    assert f"extracted at {size} px" in caplog.text

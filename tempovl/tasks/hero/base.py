@@ -9,6 +9,7 @@ predicts (from ``model.frame_dim`` and the ``data.extractor`` / ``data.interval`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from tempovl.errors import ConfigError, InputError
 from tempovl.models.hero import Hero
 from tempovl.registry import build_model
 from tempovl.tasks.base import Task
+
+log = logging.getLogger(__name__)
 
 
 class HeroTask(Task):
@@ -45,10 +48,23 @@ class HeroTask(Task):
         if store is not None:
             self.data_cfg.extractor = self.data_cfg.extractor or store.extractor
             self.data_cfg.interval = self.data_cfg.interval or store.interval
+            size = store.details.get("size")  # what the store was extracted at (recorded since stop 22)
+            if size is not None and self.data_cfg.extract_size not in (None, size):
+                log.warning(
+                    "data.extract_size %s, but %s was extracted at %s px: recording %s, so that predict and "
+                    "index build extract a user's video as these features were",
+                    self.data_cfg.extract_size,
+                    self.data_cfg.features,
+                    size,
+                    size,
+                )
+            if size is not None:
+                self.data_cfg.extract_size = int(size)
         cfg["data"] = {
             **(cfg.get("data") or {}),
             "extractor": self.data_cfg.extractor,
             "interval": self.data_cfg.interval,
+            "extract_size": self.data_cfg.extract_size,
         }
         self.model = build_model(cfg["model"])
         if not isinstance(self.model, Hero):
