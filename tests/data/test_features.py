@@ -321,3 +321,39 @@ def test_oracle_needs_a_script(tmp_path, videos):
 
     with pytest.raises(InputError, match="no ground-truth script"):
         extract_features(videos[:1], tmp_path / "o", extractor="oracle", progress=False)
+
+
+def test_extract_takes_its_defaults_from_a_preset(tmp_path, videos, monkeypatch):
+    """Issue 13: `features extract --preset CONFIG` extracts what the preset's checkpoints expect (its
+    data.extractor / interval / extract_size); explicit flags still win."""
+    from tempovl.data.features import cli as features_cli
+
+    assert features_cli.preset_extraction("hero-tiny-vcmr") == ("mobilenet_v2+motion+colour", 1.5, 128)
+    seen = {}
+
+    def fake_extract(videos, out, **kwargs):
+        seen.update(kwargs)
+        raise InputError("stop here")
+
+    monkeypatch.setattr("tempovl.data.features.extract.extract_features", fake_extract)
+    folder = tmp_path / "videos"
+    assert (
+        cli_main(["features", "extract", str(folder), str(tmp_path / "f"), "--preset", "hero-tiny-vcmr"]) == 2
+    )
+    assert (seen["extractor"], seen["interval"], seen["size"]) == ("mobilenet_v2+motion+colour", 1.5, 128)
+    assert (
+        cli_main(
+            [
+                "features",
+                "extract",
+                str(folder),
+                str(tmp_path / "f"),
+                "--preset",
+                "hero-tiny-vcmr",
+                "--size",
+                "64",
+            ]
+        )
+        == 2
+    )
+    assert seen["size"] == 64

@@ -19,12 +19,21 @@ def register(parser: argparse.ArgumentParser, name: str) -> None:
     )
     ex.add_argument("out", help="output feature store folder (resumed if it exists)")
     ex.add_argument(
-        "--extractor",
-        default="mobilenet_v2+motion",
-        help="extractor spec, parts joined by '+': mobilenet_v2, motion, colour, random2d, clip:/path "
-        "(default %(default)s); 'oracle' writes the demo corpus's ground truth instead (an upper bound)",
+        "--preset",
+        default=None,
+        metavar="CONFIG",
+        help="take --extractor, --interval and --size from a config preset's data section (e.g. "
+        "hero-tiny-vcmr), so the features are what its checkpoints expect; explicit flags still win",
     )
-    ex.add_argument("--interval", type=float, default=1.5, help="seconds per feature-frame (HERO TV: 1.5)")
+    ex.add_argument(
+        "--extractor",
+        default=None,
+        help="extractor spec, parts joined by '+': mobilenet_v2, motion, colour, random2d, clip:/path "
+        "(default mobilenet_v2+motion); 'oracle' writes the demo corpus's ground truth instead (an upper bound)",
+    )
+    ex.add_argument(
+        "--interval", type=float, default=None, help="seconds per feature-frame (default 1.5, HERO's TV)"
+    )
     ex.add_argument(
         "--size", type=int, default=None, help="frame side in pixels (default: the extractor's, 224)"
     )
@@ -60,18 +69,28 @@ def _weights(values: list[str] | None) -> str | dict[str, str] | None:
     return out
 
 
+def preset_extraction(preset: str) -> tuple[str | None, float | None, int | None]:
+    """(extractor, interval, frame size) a config preset's data section names (None where it is silent)."""
+    from tempovl.config import load_config
+
+    data = load_config(preset).get("data") or {}
+    size = data.get("extract_size")
+    return data.get("extractor"), data.get("interval"), int(size) if size else None
+
+
 def _extract(args: argparse.Namespace) -> int:
     from tempovl.data.features.extract import extract_features, find_videos
 
     videos = find_videos(args.videos)
     if not videos:
         raise InputError(f"{args.videos}: no videos found")
+    extractor, interval, size = preset_extraction(args.preset) if args.preset else (None, None, None)
     report = extract_features(
         videos,
         args.out,
-        extractor=args.extractor,
-        interval=args.interval,
-        size=args.size,
+        extractor=args.extractor or extractor or "mobilenet_v2+motion",
+        interval=args.interval or interval or 1.5,
+        size=args.size or size,
         shard_size=args.shard_size,
         skip_bad=args.skip_bad,
         batch_size=args.batch_size,

@@ -46,8 +46,24 @@ class HeroTask(Task):
             cfg.get("model") or {}, self.data_cfg, store, self.specials, len(self.tokenizer)
         )
         if store is not None:
-            self.data_cfg.extractor = self.data_cfg.extractor or store.extractor
-            self.data_cfg.interval = self.data_cfg.interval or store.interval
+            if self.data_cfg.extractor not in (None, store.extractor):
+                log.warning(
+                    "data.extractor %r, but %s holds %r features: recording %r",
+                    self.data_cfg.extractor,
+                    self.data_cfg.features,
+                    store.extractor,
+                    store.extractor,
+                )
+            self.data_cfg.extractor = store.extractor
+            if self.data_cfg.interval not in (None, store.interval):
+                log.warning(
+                    "data.interval %s, but %s has %s s frames: recording %s",
+                    self.data_cfg.interval,
+                    self.data_cfg.features,
+                    store.interval,
+                    store.interval,
+                )
+            self.data_cfg.interval = store.interval
             size = store.details.get("size")  # what the store was extracted at (recorded since stop 22)
             if size is not None and self.data_cfg.extract_size not in (None, size):
                 log.warning(
