@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from tempovl.config import load_config
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import InputError
 from tempovl.tasks.base import PredictRequest
@@ -129,7 +130,7 @@ def test_tvc_finetune_evaluate_and_known_captions(
     task = HeroCaptionTask(cfg)
     task.c.metrics = ["BLEU-4", "ROUGE-L"]
     data = task.dataset("val", train=False)
-    first = {m["clip_id"]: m["refs"][0] for _, _, _, m in data.items}
+    first = {m["clip_id"]: m["refs"][0] for *_, m in data.items}
     monkeypatch.setattr(
         task, "generate", lambda batch, beam_size=None: [first[m["clip_id"]] for m in batch["meta"]]
     )
@@ -138,3 +139,25 @@ def test_tvc_finetune_evaluate_and_known_captions(
     monkeypatch.setattr(task, "generate", lambda batch, beam_size=None: ["zebra"] * len(batch["meta"]))
     wrong = task.evaluate("val")
     assert wrong["BLEU-4"] < 1e-6 and wrong["ROUGE-L"] == 0.0
+
+
+def test_a_late_moment_is_captioned_in_its_own_window(tiny_corpus, tiny_features):
+    """Issue 13: with data.max_frames 8 (12 s), a TVC moment after 12 s was clipped to the first window;
+    now the item is the window around it and the moment's frames lie inside it."""
+    cfg = load_config(
+        "hero-tiny-tvc",
+        [
+            f"data.corpus={tiny_corpus}",
+            f"data.features={tiny_features}",
+            "data.extract_size=null",
+            "data.max_frames=8",
+        ],
+    )
+    task = HeroCaptionTask(cfg)
+    data = task.dataset("train", train=True)
+    late = [it for it in data.items if it[1] > 0]
+    assert late, "the tiny corpus has TVC moments after 12 s"
+    ci, lo, (st, ed), _, meta = late[0]
+    item = data[data.items.index(late[0])]
+    assert len(item["clip"]["frame_feats"]) == 8 and 0 <= st <= ed < 8
+    assert lo * task.store.interval <= meta["ts"][0] < (lo + 8) * task.store.interval

@@ -298,7 +298,7 @@ def test_evaluation_sees_whole_videos_past_max_frames(tiny_corpus, tiny_features
 def test_training_targets_past_the_first_window_are_trained_in_their_own_window(tiny_corpus, tiny_features):
     """Issue 13: with data.max_frames 8 a moment at 15 s was trained as a span clipped to 12 s; now the
     item is the window around it (frames and subtitles of the window) and the target sits inside it."""
-    from tempovl.tasks.hero.retrieval_data import training_window
+    from tempovl.data.hero_data import training_window
 
     assert training_window(2, 5, 6, 8) == 0  # fits one window
     assert training_window(10, 12, 30, 8) == 8  # the half-window grid: 0, 4, 8, ...

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvc
-from tempovl.data.hero_data import TextSpecials, pad_frames
+from tempovl.data.hero_data import TextSpecials, pad_frames, training_window
 from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_json
@@ -122,22 +122,26 @@ class TVCDataset(Dataset):
                     f"{path} clip_id {r['clip_id']}: video {r['vid_name']!r} is not in split {split!r} of the corpus"
                 )
             ci = index[r["vid_name"]]
-            st, ed = moment_frames(r["ts"], clips.num_frames[ci], task.store.interval)
+            # the moment in the whole video, then the window of data.max_frames around it (long videos)
+            full, length = clips.store.num_frames(r["vid_name"]), clips.cfg.max_frames
+            st, ed = moment_frames(r["ts"], full, task.store.interval)
+            lo = training_window(st, ed, full, length)
+            moment = (max(st, lo) - lo, min(ed, lo + length - 1) - lo)
             refs = [d["desc"] for d in r.get("descs", [])]
             meta = {"clip_id": r["clip_id"], "vid_name": r["vid_name"], "ts": r["ts"], "refs": refs}
             if train:
                 for ref in refs:
                     tokens = task.tokenize(ref)[: task.c.max_caption_tokens]
-                    self.items.append((ci, (st, ed), tokens, meta))
+                    self.items.append((ci, lo, moment, tokens, meta))
             else:
-                self.items.append((ci, (st, ed), [], meta))
+                self.items.append((ci, lo, moment, [], meta))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict:
-        ci, moment, tokens, meta = self.items[i]
-        return {"clip": self.clips[ci], "moment": moment, "tokens": tokens, "meta": meta}
+        ci, lo, moment, tokens, meta = self.items[i]
+        return {"clip": self.clips.window(ci, lo), "moment": moment, "tokens": tokens, "meta": meta}
 
 
 class CaptionCollate:

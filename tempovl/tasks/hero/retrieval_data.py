@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
-from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames
+from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames, training_window
 from tempovl.data.packing import one_per_video, pack_clips, pad_ids
 
 
@@ -81,20 +81,6 @@ class QueryVideos(Dataset):
         item = dict(self.clips.window(index, lo))
         item["queries"] = self.by_key[(self.clips.vids[index], lo)]
         return item
-
-
-def training_window(st: int, ed: int, num_frames: int, length: int) -> int:
-    """First frame of the `length`-frame window a moment of frames [st, ed] trains in: 0 when the video
-    fits one window; else on a grid of half windows (so queries share windows), the first that holds
-    the moment, or one centred on it when it is longer than fits a grid position."""
-    if num_frames <= length:
-        return 0
-    last = num_frames - length  # the last valid start
-    stride = max(1, length // 2)
-    for lo in [*range(0, last + 1, stride), last]:
-        if lo <= st and ed < lo + length:
-            return lo
-    return int(min(max(0, (st + ed + 1) // 2 - length // 2), last))
 
 
 class RetrievalCollate:
