@@ -230,9 +230,9 @@ def warn_if_cut(lengths: Sequence[int], max_frames: int, interval: float, where:
     if cut:
         log.warning(
             "%s: data.max_frames %d (= %.0f s at %.2f s a frame) cuts %d of %d videos (the longest is %.0f s): "
-            "QA, VIOLIN and captioning read only their first %.0f s (retrieval trains on the window around each "
-            "moment and evaluates, predicts and searches whole videos in windows). Raise data.max_frames (up to "
-            "model.max_clip_len) to see more at once.",
+            "TVQA and VIOLIN read only their first %.0f s (retrieval and captioning work in the window around "
+            "each moment, and retrieval evaluates, predicts and searches whole videos in windows). Raise "
+            "data.max_frames (up to model.max_clip_len) to see more at once.",
             where,
             max_frames,
             max_frames * interval,
