@@ -12,9 +12,9 @@ import json
 import struct
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
+from video_files import encode_frames
 
 from tempovl.cli import main
 from tempovl.config import load_config
@@ -34,20 +34,15 @@ def _write(
     fps: int = FPS,
 ) -> None:
     """A video whose frames move (a bright square walks across), so features differ over time."""
-    container = av.open(str(path), "w", format=fmt)
-    stream = container.add_stream(codec, rate=fps)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    if rotate:
-        stream.set_display_rotation(rotate)
-    for k in range(int(seconds * fps)):
+
+    def frame(k: int) -> np.ndarray:
         img = np.full((48, 64, 3), 20 + (k * 7) % 200, np.uint8)
-        x = (k * 3) % 56
-        img[16:28, x : x + 8] = 255
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+        img[16:28, (k * 3) % 56 : (k * 3) % 56 + 8] = 255
+        return img
+
+    encode_frames(
+        path, (frame(k) for k in range(int(seconds * fps))), fps, codec=codec, fmt=fmt, rotate=rotate
+    )
 
 
 def _srt(path: Path, lines: list[tuple[float, float, str]]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import math
 
-import av
 import numpy as np
 import pytest
 import torch
+from video_files import encode_frames
 
 from tempovl.cli import main as cli_main
 from tempovl.data.features.extract import extract_features, find_videos
@@ -22,17 +22,8 @@ from tempovl.errors import ConfigError, InputError
 
 def write_video(path, num_frames: int, fps: int = 4, width: int = 32, height: int = 32):
     """A small H.264 mp4 of changing solid colours."""
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    for k in range(num_frames):
-        img = np.full((height, width, 3), (30 * k) % 256, np.uint8)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    images = (np.full((height, width, 3), (30 * k) % 256, np.uint8) for k in range(num_frames))
+    return encode_frames(path, images, fps)
 
 
 needs_mobilenet = pytest.mark.skipif(default_weights_path() is None, reason="mobilenet weights not installed")

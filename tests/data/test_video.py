@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from video_files import encode_frames
 
 from tempovl.data.video import probe, read_windows, resize_crop, sample_frames, window_times
 from tempovl.errors import InputError
@@ -20,18 +21,8 @@ def write_video(
     path: Path, num_frames: int, fps: int = FPS, width: int = 64, height: int = 48, **opts
 ) -> Path:
     """An H.264 mp4 whose frame k is a solid PALETTE[k % 20]."""
-    container = av.open(str(path), "w", options=opts)
-    stream = container.add_stream("libx264", rate=fps, options={"crf": "0"})
-    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-    for k in range(num_frames):
-        img = np.empty((height, width, 3), np.uint8)
-        img[:] = PALETTE[k % len(PALETTE)]
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    images = (np.full((height, width, 3), PALETTE[k % len(PALETTE)], np.uint8) for k in range(num_frames))
+    return encode_frames(path, images, fps, options=opts, stream_options={"crf": "0"})
 
 
 def frame_index(image: np.ndarray) -> int:
@@ -135,16 +126,8 @@ def test_truncated_faststart_file_is_detected_while_decoding(tmp_path):
     full = write_video(tmp_path / "full.mp4", 40, movflags="faststart")
     rng = np.random.default_rng(0)
     noisy = tmp_path / "noisy.mp4"
-    container = av.open(str(noisy), "w", options={"movflags": "faststart"})
-    stream = container.add_stream("libx264", rate=FPS)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    for _ in range(40):
-        img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    images = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(40))
+    encode_frames(noisy, images, FPS, options={"movflags": "faststart"})
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(noisy.read_bytes()[: noisy.stat().st_size // 3])
     assert probe(cut).duration == 10.0
@@ -170,18 +153,9 @@ def test_one_list_of_video_extensions_for_every_command(tmp_path):
 
 def _mpeg_ps(path: Path, seconds: int = 5, fps: int = 25) -> Path:
     """An MPEG-1 program stream (.mpg): its header duration is estimated from the bit rate."""
-    container = av.open(str(path), "w", format="mpeg")
-    stream = container.add_stream("mpeg1video", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
     rng = np.random.default_rng(0)
-    for _ in range(seconds * fps):
-        img = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
+    images = (rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(seconds * fps))
+    return encode_frames(path, images, fps, codec="mpeg1video", fmt="mpeg")
 
 
 def test_a_header_that_declares_too_little_is_overruled_by_the_frames(tmp_path, caplog):
@@ -217,19 +191,10 @@ def test_a_header_that_declares_too_little_is_overruled_by_the_frames(tmp_path, 
 def test_phone_video_rotation_is_honoured(tmp_path):
     """Issue 13: a video stored landscape with a 90-degree display rotation (how phones record
     portrait) is read upright: portrait frames, the stored left half at the bottom."""
-    path = tmp_path / "phone.mp4"
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=FPS)
-    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-    stream.set_display_rotation(90)  # counterclockwise, as ffmpeg reads it back
     img = np.zeros((48, 64, 3), np.uint8)
     img[:, :32] = 255  # stored: left half white
-    for _ in range(2 * FPS):
-        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
+    # counterclockwise, as ffmpeg reads it back
+    path = encode_frames(tmp_path / "phone.mp4", [img] * (2 * FPS), FPS, rotate=90)
     clips, _ = read_windows(path, size=None)
     frame = clips[0, 0]
     assert frame.shape == (64, 48, 3)  # portrait

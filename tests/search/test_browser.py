@@ -85,6 +85,12 @@ def js(browser, script: str, *args):
     return browser.execute_script(script, *args)
 
 
+def wait_for_best_thumbnail(browser) -> None:
+    """Until the best card's thumbnail has loaded: the test videos are 64 px wide, never enlarged."""
+    loaded = "const i = document.querySelector('.card.best .thumb'); return i.complete && i.naturalWidth"
+    wait(browser, lambda d: js(d, loaded) == 64)
+
+
 def search(browser, text: str):
     """Type `text` in the search box, press Enter, wait for the answer; the result groups."""
     from selenium.webdriver.common.by import By
@@ -145,16 +151,7 @@ def test_results_grouped_with_thumbnails_relevance_and_more(browser, live_server
         == searcher.video_path(int(best.get_attribute("data-video-idx"))).name
     )
     assert spoken_line["text"] in best.find_element(By.CSS_SELECTOR, ".line").text  # the matched line
-    wait(
-        browser,
-        lambda d: (
-            js(
-                d,
-                "const i = document.querySelector('.card.best .thumb'); return i.complete && i.naturalWidth",
-            )
-            == 64
-        ),
-    )
+    wait_for_best_thumbnail(browser)
     pct = best.find_element(By.CSS_SELECTOR, ".relevance .pct").text
     assert pct.endswith("% match") and 0 <= int(pct.split()[0]) <= 100
     assert "cosine similarity" in best.find_element(By.CSS_SELECTOR, ".relevance").get_attribute("title")
@@ -265,7 +262,8 @@ def test_autoplay_refused_offers_a_click_to_play_with_sound(browser, live_server
     )  # never muted to get round it
     browser.find_element(By.ID, "tap-to-play").click()
     wait(browser, lambda d: not js(d, "return document.getElementById('player').paused"))
-    assert not visible(browser, "#tap-to-play")
+    # the button goes once play() has resolved, a moment after `paused` turns false
+    wait(browser, lambda d: not visible(d, "#tap-to-play"))
     js(browser, "document.getElementById('player').pause()")
 
 
@@ -384,16 +382,7 @@ def test_token_form_only_when_the_server_needs_one(browser, live_server_token, s
     groups = search(browser, spoken_line["text"])
     assert groups and groups[0].get_attribute("data-video") == spoken_line["vid"]
     # the thumbnail and the video carry the token in their URL (img and video cannot send headers)
-    wait(
-        browser,
-        lambda d: (
-            js(
-                d,
-                "const i = document.querySelector('.card.best .thumb'); return i.complete && i.naturalWidth",
-            )
-            == 64
-        ),
-    )
+    wait_for_best_thumbnail(browser)
     js(browser, "localStorage.clear()")
 
 
