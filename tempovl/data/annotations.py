@@ -1,11 +1,12 @@
 """Readers for the public annotation formats, validated on load.
 
 Each reader returns a list of plain dicts that keep the public release's field names (TVR, TVQA,
-VIOLIN, TVC, DiDeMo, MSR-VTT, SSv2) and adds a few normalised fields, listed in its docstring. Every
-record is checked; a problem names the file and the record (`file:line` for JSON lines, `file [i]`
-or the clip id for JSON files) and says what is wrong: a missing required field, a video that does
-not exist, a timestamp outside [0, duration] or start > end, an answer index out of range, a wrong
-number of candidates, DiDeMo segments out of range.
+VIOLIN, TVC, DiDeMo, MSR-VTT, SSv2) and adds a few normalised fields, listed in its docstring; the
+How2R / How2QA CSV files (no header row) come back as the TVR / TVQA records. Every record is checked;
+a problem names the file and the record (`file:line` for JSON lines and CSV, `file [i]` or the clip id
+for JSON files) and says what is wrong: a missing required field, a wrong number of CSV columns, a
+video that does not exist, a timestamp outside [0, duration] or start > end, an answer index out of
+range, a wrong number of candidates, DiDeMo segments out of range.
 
 Pass `video_durations` ({vid_name: seconds}) to check that the videos named exist and that spans fit
 inside them (with `DURATION_TOLERANCE`, since container durations are rounded to packets). Pass a
@@ -16,7 +17,10 @@ it the first problems are raised together as one `InputError`.
 from __future__ import annotations
 
 import csv
+import functools
 import glob
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -58,18 +62,36 @@ class _Bad(Exception):
 
 
 def _iter_records(
-    path: str | os.PathLike, probs: _Problems, list_key: str | None = None
+    path: str | os.PathLike,
+    probs: _Problems,
+    list_key: str | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """Yield (where, record): where is ":LINE" for .jsonl and .csv (a header row, then one record a row:
     the MSR-VTT 1k-A / 9k lists), " [i]" for a JSON list, " [key]" for a dict.
 
-    With `list_key`, a JSON object's records are the list under that key (MSR-VTT's "sentences")."""
+    With `list_key`, a JSON object's records are the list under that key (MSR-VTT's "sentences").
+    With `columns`, a .csv has no header row (the How2R / How2QA releases): every row must have these
+    columns, and its record is {column: text} plus "line", the line the row starts on."""
     try:
         f = open(path, encoding="utf-8-sig", newline="" if str(path).endswith(".csv") else None)
     except OSError as e:
         probs.add("", f"cannot read ({e.strerror})")
         return
     with f:
+        if str(path).endswith(".csv") and columns is not None:
+            rows, start = csv.reader(f), 1
+            for row in rows:
+                line, start = start, rows.line_num + 1  # the row's first line (a quoted field may span lines)
+                if not row:  # a blank line
+                    continue
+                if len(row) != len(columns):
+                    probs.add(
+                        f":{line}", f"expected {len(columns)} columns ({', '.join(columns)}), got {len(row)}"
+                    )
+                    continue
+                yield f":{line}", {"line": line, **dict(zip(columns, row, strict=True))}
+            return
         if str(path).endswith(".csv"):
             for lineno, row in enumerate(csv.DictReader(f), 2):
                 yield f":{lineno}", dict(row)
@@ -108,12 +130,13 @@ def _read(
     check: Callable[[Any, str], dict | list[dict]],
     id_key: str | None = None,
     list_key: str | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> list[dict]:
     """Run `check(record, where)` over every record; collect `_Bad` problems; flag duplicate ids."""
     probs = _Problems(path, problems)
     out: list[dict] = []
     seen: set = set()
-    for where, record in _iter_records(path, probs, list_key):
+    for where, record in _iter_records(path, probs, list_key, columns):
         if not isinstance(record, dict):
             probs.add(where, f"expected a JSON object, got {type(record).__name__}")
             continue
@@ -200,8 +223,11 @@ def read_tvr(
     """TVR / How2R moment queries: {"desc_id", "desc", "vid_name", "duration", "ts": [st, ed], "type"}.
 
     `desc_id` and `desc` are required (the public test release has only these); the others are
-    checked when present. `ts` and `duration` come back as floats.
+    checked when present. `ts` and `duration` come back as floats. A .csv is How2R as first released
+    (`read_how2r`).
     """
+    if Path(path).suffix.lower() == ".csv":
+        return read_how2r(path, video_durations, problems=problems)
 
     def check(r: dict, where: str) -> dict:
         _require(r, "desc_id", "desc")
@@ -246,8 +272,11 @@ def read_tvqa(
     "vid_name", "show_name"}. How2QA has 4 candidates: pass `num_answers=4`.
 
     Adds `answers` (the candidate list) and `span` ([st, ed] seconds, or None for "NaN-NaN").
-    `answer_idx` may be absent (test split); when present it must index a candidate.
+    `answer_idx` may be absent (test split); when present it must index a candidate. A .csv is How2QA
+    as first released (`read_how2qa`).
     """
+    if Path(path).suffix.lower() == ".csv":
+        return read_how2qa(path, video_durations, num_answers=num_answers, problems=problems)
     answer_key = re.compile(r"^a(\d+)$")
 
     def check(r: dict, where: str) -> dict:
@@ -272,6 +301,99 @@ def read_tvqa(
     return _read(path, problems, check, id_key="qid")
 
 
+# ---- How2R / How2QA as first released (github.com/ych133/How2R-and-How2QA): CSV without a header row ----
+
+HOW2R_COLUMNS = ("youtube_id", "clip", "moment", "description")
+HOW2QA_COLUMNS = ("youtube_id", "span", "wrong1", "wrong2", "wrong3", "question", "answer")
+HOW2QA_NUM_ANSWERS = 4
+HOW2_TIME = re.compile(r"\[([^:\]]*):([^:\]]*)\]")  # "[start:end]", seconds
+
+
+def _how2_span(value: str, what: str) -> list[float]:
+    """The releases' "[start:end]" (seconds in the whole YouTube video) -> [start, end] >= 0."""
+    m = HOW2_TIME.fullmatch(value.strip())
+    try:
+        span = [float(m[1]), float(m[2])] if m else None
+    except ValueError:
+        span = None
+    if span is None:
+        raise _Bad(f"{what} must be [start:end] in seconds, got {value!r}")
+    span = _span(span, what)
+    _fits(span, None, what)
+    return span
+
+
+def read_how2r(
+    path: str | os.PathLike,
+    video_durations: dict[str, float] | None = None,
+    *,
+    problems: list[str] | None = None,
+) -> list[dict]:
+    """How2R's `how2R_{split}_release.csv`: rows `youtube_id,[clip_start:clip_end],[moment_start:moment_end],
+    description`, no header, times in seconds of the whole YouTube video (the video is `youtube_id`).
+
+    Records as `read_tvr`'s: {"desc_id" (the row's line), "desc", "vid_name", "ts": [st, ed]} plus
+    "clip" (the release's clip, [st, ed]; only checked for form). One record a row, as published: a
+    description the release repeats on two rows with adjacent moments (a long moment cut in two halves)
+    stays two queries, each with its own half.
+    """
+
+    def check(r: dict, where: str) -> dict:
+        vid, desc = _str(r, "youtube_id").strip(), _str(r, "description")
+        clip, ts = _how2_span(r["clip"], "clip"), _how2_span(r["moment"], "moment")
+        _fits(ts, _video(vid, video_durations), "moment", DURATION_TOLERANCE)
+        return {"desc_id": r["line"], "desc": desc, "vid_name": vid, "ts": ts, "clip": clip}
+
+    return _read(path, problems, check, columns=HOW2R_COLUMNS)
+
+
+def how2qa_candidate_order(vid: str, question: str) -> tuple[int, ...]:
+    """The order `read_how2qa` gives a How2QA row's candidates: `answers[k]` is the row's candidate
+    `order[k]` (0, 1, 2: the wrong answers, 3: the correct one, in column order). The release always puts
+    the correct answer last; this permutation is pseudo-random per row yet fixed by its content
+    (SHA-256 of the video and the question), the same on every run and machine."""
+    digest = hashlib.sha256(f"{vid}\x1f{question}".encode()).digest()
+    orders = list(itertools.permutations(range(HOW2QA_NUM_ANSWERS)))
+    return orders[int.from_bytes(digest[:8], "big") % len(orders)]
+
+
+def read_how2qa(
+    path: str | os.PathLike,
+    video_durations: dict[str, float] | None = None,
+    *,
+    num_answers: int = HOW2QA_NUM_ANSWERS,
+    problems: list[str] | None = None,
+) -> list[dict]:
+    """How2QA's `how2QA_{split}_release.csv`: rows `youtube_id,[start:end],wrong1,wrong2,wrong3,question,
+    correct_answer`, no header, times in seconds of the whole YouTube video (a point when start = end).
+
+    Records as `read_tvqa`'s: {"qid" (the row's line), "q", "answers", "answer_idx", "span": [st, ed],
+    "vid_name"}, the candidates in `how2qa_candidate_order` (not the file's, where the answer is last).
+    """
+    if num_answers != HOW2QA_NUM_ANSWERS:
+        raise InputError(
+            f"{path}: How2QA rows have {HOW2QA_NUM_ANSWERS} candidate answers, not {num_answers} "
+            f"(task.num_answers: {HOW2QA_NUM_ANSWERS})"
+        )
+
+    def check(r: dict, where: str) -> dict:
+        vid, q = _str(r, "youtube_id").strip(), _str(r, "question")
+        candidates = [_str(r, k) for k in ("wrong1", "wrong2", "wrong3", "answer")]
+        span = _how2_span(r["span"], "span")
+        _fits(span, _video(vid, video_durations), "span", DURATION_TOLERANCE)
+        order = how2qa_candidate_order(vid, q)
+        return {
+            "qid": r["line"],
+            "q": q,
+            "answers": [candidates[k] for k in order],
+            "answer_idx": order.index(HOW2QA_NUM_ANSWERS - 1),
+            "span": span,
+            "vid_name": vid,
+        }
+
+    return _read(path, problems, check, columns=HOW2QA_COLUMNS)
+
+
 def read_violin(
     path: str | os.PathLike,
     video_durations: dict[str, float] | None = None,
@@ -279,8 +401,8 @@ def read_violin(
     split: str | None = None,
     problems: list[str] | None = None,
 ) -> list[dict]:
-    """VIOLIN: {clip_id: {"file", "source", "split", "span": [st, ed], "statement": [[real, fake], ...],
-    "sub"}}. Flattened to one record per statement:
+    """VIOLIN: {clip_id: {"file", "source", "split", "span": [st, ed] (the clip's place in its source
+    video), "statement": [[real, fake], ...], "sub"}}. Flattened to one record per statement:
     {"clip_id", "file", "vid_name" (= file), "source", "split", "span", "statement", "label", "pair_idx"}
     with `label` 1 for the real (entailed) statement and 0 for the fake (contradicted) one.
     """
@@ -290,9 +412,13 @@ def read_violin(
         vid = _str(r, "file")
         duration = _video(vid, video_durations)
         span = None
-        if "span" in r:
+        if "span" in r:  # where the clip lies in its source episode / YouTube video, not inside the clip
             span = _span(r["span"], "'span'")
-            _fits(span, duration, "'span'", DURATION_TOLERANCE)
+            if duration is not None and span[1] - span[0] > duration + DURATION_TOLERANCE:
+                raise _Bad(
+                    f"'span' {span} is {span[1] - span[0]:.2f} s long, more than the clip's video "
+                    f"({duration:.2f} s)"
+                )
         pairs = r["statement"]
         if not isinstance(pairs, list) or not pairs:
             raise _Bad("'statement' must be a non-empty list of [real, fake] pairs")
@@ -527,11 +653,17 @@ def probe_durations(video_dir: str | os.PathLike, problems: list[str] | None = N
     return out
 
 
-# TVR/TVQA's preprocessed subtitles, under tempovl's name or the public release's
-SUBTITLE_FILES = ("tvr_subtitles.jsonl", "tvqa_preprocessed_subtitles.jsonl")
+# TVR/TVQA-format subtitles, under tempovl's name or the public releases' (TVQA's; VALUE's How2)
+SUBTITLE_FILES = ("tvr_subtitles.jsonl", "tvqa_preprocessed_subtitles.jsonl", "how2_subtitles.jsonl")
 
 # file name -> (kind, reader); the public releases' own names included (docs/datasets/)
 _READERS: list[tuple[str, str, Callable[..., list]]] = [
+    (r"(?i)how2r_(train|val|test).*\.(csv|jsonl)$", "how2r", read_tvr),  # the CSV release and VALUE's
+    (
+        r"(?i)how2qa_(train|val|test).*\.(csv|jsonl)$",
+        "how2qa",
+        functools.partial(read_tvqa, num_answers=HOW2QA_NUM_ANSWERS),
+    ),
     (r"tvr_(train|val|test).*\.jsonl$", "tvr", read_tvr),
     (r"tvqa_.*\.jsonl$", "tvqa", read_tvqa),
     (r"violin.*\.json$", "violin", read_violin),
@@ -543,9 +675,32 @@ _READERS: list[tuple[str, str, Callable[..., list]]] = [
 ]
 
 
+# where the public releases put their files: the dataset's folder, How2's how2R/ and how2QA/
+_PUBLIC_FOLDERS = (".", "how2R", "how2QA")
+
+
+def _annotation_files(root: Path) -> list[Path]:
+    """Every file of annotations/ (tempovl's layout), then the files with a public release's name in
+    `_PUBLIC_FOLDERS` (docs/datasets/)."""
+    out = sorted((root / "annotations").glob("*")) if (root / "annotations").is_dir() else []
+    for folder in (root / name for name in _PUBLIC_FOLDERS):
+        for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+            known = path.name in SUBTITLE_FILES or any(re.match(p, path.name) for p, _, _ in _READERS)
+            if known and path.is_file():
+                out.append(path)
+    return out
+
+
 def validate_corpus_report(root: str | os.PathLike) -> list[FileReport]:
-    """Check every video, subtitle and annotation file of a corpus directory (docs/demo-corpus.md)."""
-    from tempovl.data.subtitles import SUBTITLE_SUFFIXES, read_srt, read_tvr_subtitles, read_vtt
+    """Check every video, subtitle and annotation file of a corpus directory (docs/demo-corpus.md), and
+    the public releases' files by their names (docs/datasets/)."""
+    from tempovl.data.subtitles import (
+        SUBTITLE_SUFFIXES,
+        read_srt,
+        read_tvr_subtitles,
+        read_violin_subtitles,
+        read_vtt,
+    )
 
     root = Path(root)
     reports = []
@@ -581,7 +736,7 @@ def validate_corpus_report(root: str | os.PathLike) -> list[FileReport]:
             rep.problems.append(f"{sub}: video {sub.stem!r} does not exist")
         reports.append(rep)
 
-    for ann in sorted((root / "annotations").glob("*")) if (root / "annotations").is_dir() else []:
+    for ann in _annotation_files(root):
         rep = FileReport(str(ann), "")
         if ann.name in SUBTITLE_FILES:
             rep.kind = "tvr_subtitles"
@@ -598,6 +753,11 @@ def validate_corpus_report(root: str | os.PathLike) -> list[FileReport]:
                 rep.kind = kind
                 extra = {"root": root} if kind in ("captions", "ssv2_template") else {}
                 rep.records = len(reader(ann, video_durations=durations, problems=rep.problems, **extra))
+                if kind == "violin":  # its inline "sub": what data.subtitles: violin_annotation.json reads
+                    try:
+                        read_violin_subtitles(ann)
+                    except InputError as e:
+                        rep.problems.append(str(e))
                 reports.append(rep)
                 break
         else:

@@ -37,7 +37,7 @@ from tempovl.data.align import align, cross_modal_units, frame_spans
 from tempovl.data.features.store import FeatureStore
 from tempovl.data.masking import IGNORE, mask_tokens, shuffle_frames
 from tempovl.data.packing import one_per_video, pack_clips, pad_ids
-from tempovl.data.subtitles import Sentence, read_subtitle_file, read_tvr_subtitles, subtitle_file_of
+from tempovl.data.subtitles import Sentence, read_subtitle_collection, read_subtitle_file, subtitle_file_of
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
 
@@ -63,6 +63,10 @@ class DataConfig:
         default_factory=lambda: {"train": ["pretrain", "train"], "val": ["val"], "test": ["test"]}
     )
     max_frames: int = 100  # frames per clip (the first ones); <= model.max_clip_len
+    # a longer video is read in windows of max_frames frames every window_stride frames (the last one
+    # flush with the end); each frame is taken from the window whose centre is nearest. None = half a
+    # window (each frame but the first and last quarter-windows sees context on both sides)
+    window_stride: int | None = None
     max_sentence_tokens: int = 60  # per subtitle group and per query (official max_txt_len)
     max_videos: int | None = None  # per split, for quick runs
     # the temporal shuffling test: every clip of an evaluation split (not "train") gets its frame rows
@@ -74,6 +78,13 @@ class DataConfig:
     extractor: str | None = None  # feature extractor spec
     interval: float | None = None  # seconds per feature-frame
     extract_size: int | None = None  # frame size the features were extracted at (None = extractor default)
+
+    def __post_init__(self):
+        if self.window_stride is not None and not 1 <= self.window_stride <= self.max_frames:
+            raise ConfigError(
+                f"data.window_stride: {self.window_stride} must be between 1 and data.max_frames "
+                f"({self.max_frames}); windows further apart would skip frames"
+            )
 
 
 @dataclass
@@ -131,11 +142,15 @@ def read_splits(corpus: Path) -> dict[str, list[str]]:
 
 
 def subtitle_file(cfg: DataConfig) -> Path:
-    """The TVR/TVQA-format subtitle file `data.subtitles` names ("tvr" = annotations/tvr_subtitles.jsonl)."""
+    """The one subtitle file of all videos `data.subtitles` names: a TVR/TVQA-format .jsonl ("tvr" =
+    annotations/tvr_subtitles.jsonl) or VIOLIN's violin_annotation.json (its inline "sub")."""
     name = "annotations/tvr_subtitles.jsonl" if cfg.subtitles == "tvr" else cfg.subtitles
     path = Path(name) if Path(name).is_absolute() else Path(cfg.corpus) / name
     if not path.is_file():
-        raise ConfigError(f"data.subtitles: {path} is not a file (use 'srt', 'tvr' or a TVR-format .jsonl)")
+        raise ConfigError(
+            f"data.subtitles: {path} is not a file (use 'srt', 'tvr', a TVR-format .jsonl or "
+            "violin_annotation.json)"
+        )
     return path
 
 
@@ -165,19 +180,25 @@ def split_videos(corpus: Path, names: Sequence[str], key: str) -> list[str]:
 
 def annotation_videos(path: Path, split: str = "") -> list[str]:
     """The videos an annotation file names, first appearance first (TVR/TVQA/TVC "vid_name", DiDeMo
-    "video", MSR-VTT "video_id"), only records whose "split" is `split` when given; InputError naming
-    the file when it names none."""
+    "video", MSR-VTT "video_id", the first column of How2R / How2QA's header-less .csv), only records
+    whose "split" is `split` when given; InputError naming the file when it names none."""
+    import csv
+
+    from tempovl.data.annotations import HOW2_TIME
     from tempovl.io import read_jsonl
 
     if not path.is_file():
         raise InputError(f"{path}: annotation file not found (named in data.splits)")
     if path.suffix == ".jsonl":
         records = read_jsonl(path)
-    elif path.suffix == ".csv":  # the MSR-VTT 9k / 1k-A lists: a video_id column
-        import csv
-
+    elif path.suffix == ".csv":
         with open(path, encoding="utf-8-sig", newline="") as f:
-            records = list(csv.DictReader(f))
+            rows = [row for row in csv.reader(f) if row]
+        if rows and len(rows[0]) > 1 and HOW2_TIME.fullmatch(rows[0][1].strip()):
+            # How2R / How2QA as released: no header row; the YouTube id, then "[start:end]"
+            records = [{"video_id": row[0].strip()} for row in rows]
+        else:  # the MSR-VTT 9k / 1k-A lists: a header row with a video_id column
+            records = [dict(zip(rows[0], row, strict=False)) for row in rows[1:]]
     else:
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -204,7 +225,8 @@ def annotation_videos(path: Path, split: str = "") -> list[str]:
     if not out:
         which = f" of split {split!r}" if split else ""
         raise InputError(
-            f"{path}: names no videos{which} (expected records with 'vid_name', 'video' or 'video_id')"
+            f"{path}: names no videos{which} (expected records with 'vid_name', 'video' or 'video_id', "
+            "or How2R / How2QA .csv rows)"
         )
     return list(dict.fromkeys(out))
 
@@ -223,26 +245,28 @@ def clip_units(
     return [Unit(tokenize(u.text)[:max_tokens] if u.text else [], u.frame_ids, bool(u.text)) for u in units]
 
 
-def warn_if_cut(lengths: Sequence[int], max_frames: int, interval: float, where: str) -> int:
-    """Say once, loudly, when `data.max_frames` cuts videos: how many, from which second, the longest.
-    Returns the number of videos cut."""
-    cut = [n for n in lengths if n > max_frames]
-    if cut:
+def note_long_videos(lengths: Sequence[int], cfg: DataConfig, interval: float, where: str) -> int:
+    """Say once how many videos are longer than one window (``data.max_frames``): every task reads them
+    in windows, so nothing is cut, except the frame-shuffling test, which shuffles the first window
+    only: that is said loudly. Returns the number of long videos."""
+    long = [n for n in lengths if n > cfg.max_frames]
+    if not long:
+        return 0
+    head = (
+        f"{where}: {len(long)} of {len(lengths)} videos are longer than data.max_frames {cfg.max_frames} "
+        f"(the longest is {max(long) * interval:.0f} s): "
+    )
+    if cfg.shuffle_frames:
         log.warning(
-            "%s: data.max_frames %d (= %.0f s at %.2f s a frame) cuts %d of %d videos (the longest is %.0f s): "
-            "TVQA and VIOLIN read only their first %.0f s (retrieval and captioning work in the window around "
-            "each moment, and retrieval evaluates, predicts and searches whole videos in windows). Raise "
-            "data.max_frames (up to model.max_clip_len) to see more at once.",
-            where,
-            max_frames,
-            max_frames * interval,
-            interval,
-            len(cut),
-            len(lengths),
-            max(cut) * interval,
-            max_frames * interval,
+            head + "the frame-shuffling test reads only their first %.0f s", cfg.max_frames * interval
         )
-    return len(cut)
+    else:
+        log.info(
+            head + "they are read in windows of %.0f s every %.0f s, nothing is cut",
+            cfg.max_frames * interval,
+            window_stride(cfg) * interval,
+        )
+    return len(long)
 
 
 def window_clip(
@@ -272,18 +296,72 @@ def window_clip(
     }
 
 
-def training_window(st: int, ed: int, num_frames: int, length: int) -> int:
-    """First frame of the `length`-frame window a moment of frames [st, ed] trains in: 0 when the video
-    fits one window; else on a grid of half windows (so queries share windows), the first that holds
-    the moment, or one centred on it when it is longer than fits a grid position."""
+def window_starts(num_frames: int, length: int, stride: int) -> list[int]:
+    """First frames of the `length`-frame windows that cover a video of `num_frames` frames: every
+    `stride` frames, the last one flush with the end ([0] when the video fits one window)."""
     if num_frames <= length:
-        return 0
-    last = num_frames - length  # the last valid start
-    stride = max(1, length // 2)
-    for lo in [*range(0, last + 1, stride), last]:
+        return [0]
+    last = num_frames - length
+    starts = list(range(0, last + 1, max(1, stride)))
+    return starts if starts[-1] == last else [*starts, last]
+
+
+def window_keeps(starts: Sequence[int], length: int, num_frames: int) -> list[tuple[int, int]]:
+    """The frames [a, b) (video time) each window gives to the merged video: every frame comes from
+    the window whose centre is nearest to it (ties to the earlier one), so it is encoded with as much
+    context on both sides as the windows allow. The ranges tile [0, num_frames)."""
+    cuts = [(s0 + s1 + length + 1) // 2 for s0, s1 in zip(starts, starts[1:])]  # nearest-centre borders
+    return list(zip([0, *cuts], [*cuts, num_frames]))
+
+
+def video_windows(
+    vid: str,
+    feats: np.ndarray,
+    sentences: Sequence[Sentence],
+    cfg: DataConfig,
+    interval: float,
+    tokenize,
+) -> list[tuple[dict, tuple[int, int]]]:
+    """A whole video (features (T, F)) as overlapping windows (``data.max_frames`` every
+    ``data.window_stride``): [(window clip item, (a, b) the frames it keeps, relative to the window)].
+    Concatenating each window's kept frames gives the video's T frames in order (`window_keeps`)."""
+    length = cfg.max_frames
+    starts = window_starts(len(feats), length, window_stride(cfg))
+    keeps = window_keeps(starts, length, len(feats))
+    return [
+        (
+            window_clip(
+                f"{vid}@{lo}", feats, sentences, lo, length, interval, tokenize, cfg.max_sentence_tokens
+            ),
+            (a - lo, b - lo),
+        )
+        for lo, (a, b) in zip(starts, keeps)
+    ]
+
+
+def window_stride(cfg: DataConfig) -> int:
+    """``data.window_stride`` (None = half of ``data.max_frames``)."""
+    return cfg.window_stride if cfg.window_stride is not None else max(1, cfg.max_frames // 2)
+
+
+def training_window(st: int, ed: int, num_frames: int, length: int, stride: int) -> int:
+    """First frame of the `length`-frame window a moment of frames [st, ed] trains in: 0 when the video
+    fits one window; else the first window of the grid that `predict` and `evaluate` read
+    (`window_starts`) that holds the moment, or one centred on it when none does."""
+    starts = window_starts(num_frames, length, stride)
+    for lo in starts:
         if lo <= st and ed < lo + length:
             return lo
-    return int(min(max(0, (st + ed + 1) // 2 - length // 2), last))
+    return int(min(max(0, (st + ed + 1) // 2 - length // 2), starts[-1]))
+
+
+def moment_window(st: int, ed: int, num_frames: int, cfg: DataConfig) -> tuple[int, tuple[int, int]]:
+    """The window a moment of frames [st, ed] of a `num_frames`-frame video is read in
+    (`training_window` on the grid of ``data.max_frames`` / ``data.window_stride``): its first frame, and
+    the moment's frames inside it (clipped to it when the moment is longer than a window)."""
+    length = cfg.max_frames
+    lo = training_window(st, ed, num_frames, length, window_stride(cfg))
+    return lo, (max(st, lo) - lo, min(ed, lo + length - 1) - lo)
 
 
 class HeroClipDataset(Dataset):
@@ -307,7 +385,7 @@ class HeroClipDataset(Dataset):
                 f"{cfg.features}: no features for {len(missing)} video(s) of split {split!r}, "
                 f"e.g. {missing[:3]} (extract them with `tempovl features extract`)"
             )
-        tvr = read_tvr_subtitles(subtitle_file(cfg)) if cfg.subtitles != "srt" else {}
+        tvr = read_subtitle_collection(subtitle_file(cfg)) if cfg.subtitles != "srt" else {}
 
         def tokenize(text: str) -> list[int]:
             return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -316,9 +394,7 @@ class HeroClipDataset(Dataset):
 
         self.vids = vids
         self.num_frames = [min(self.store.num_frames(v), cfg.max_frames) for v in vids]
-        warn_if_cut(
-            [self.store.num_frames(v) for v in vids], cfg.max_frames, self.store.interval, f"{split} split"
-        )
+        note_long_videos([self.store.num_frames(v) for v in vids], cfg, self.store.interval, f"{split} split")
         self.units: list[list[Unit]] = []
         self.sentences: list[list[Sentence]] = []  # whole videos' subtitles (`whole_video`)
         for vid, t in zip(vids, self.num_frames, strict=True):
@@ -351,6 +427,11 @@ class HeroClipDataset(Dataset):
             self.cfg.max_sentence_tokens,
         )
 
+    def windows(self, i: int) -> list[tuple[dict, tuple[int, int]]]:
+        """Video i whole, as overlapping windows with the frames each keeps (`video_windows`)."""
+        feats, sentences = self.whole_video(i)
+        return video_windows(self.vids[i], feats, sentences, self.cfg, self.store.interval, self.tokenize)
+
     def whole_video(self, i: int) -> tuple[np.ndarray, list[Sentence]]:
         """All feature-frames (T, F) of video i, past ``max_frames`` too, and its subtitles: what
         evaluation encodes in consecutive windows as `predict` and `search` do."""
@@ -366,6 +447,38 @@ class HeroClipDataset(Dataset):
     def with_queries(self) -> list[int]:
         """Indices of the clips that have at least one VSM query candidate."""
         return [i for i, units in enumerate(self.units) if query_candidates(units)]
+
+
+class ClipWindows(Dataset):
+    """Every video of `clips` whole, in windows of ``data.max_frames`` frames side by side (the last one
+    flush with the end): what HERO pre-training reads, so a long video is learnt from beyond its first
+    window. A video that fits one window is its one clip item."""
+
+    def __init__(self, clips: HeroClipDataset):
+        length = clips.cfg.max_frames
+        self.clips = clips
+        self.keys = [
+            (i, lo)
+            for i, vid in enumerate(clips.vids)
+            for lo in window_starts(clips.store.num_frames(vid), length, length)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, j: int) -> dict:
+        i, lo = self.keys[j]
+        item = self.clips.window(i, lo)
+        return item if lo == 0 else {**item, "vid": f"{item['vid']}@{lo}"}  # a clip of its own (VSM)
+
+    def with_queries(self) -> list[int]:
+        """Indices of the windows that have at least one VSM query candidate."""
+        fits = set(self.clips.with_queries())
+        return [
+            j
+            for j, (i, lo) in enumerate(self.keys)
+            if (i in fits if lo == 0 else query_candidates(self[j]["units"]))
+        ]
 
 
 # ------------------------------------------------------------------------------------ builders

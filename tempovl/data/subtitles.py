@@ -1,4 +1,5 @@
-"""Subtitle readers: SRT, WebVTT and the TVR/TVQA preprocessed JSONL, all into `Sentence`s.
+"""Subtitle readers: SRT, WebVTT, the TVR/TVQA preprocessed JSONL and VIOLIN's inline subtitles, all
+into `Sentence`s.
 
 Every reader returns sentences sorted by start time (stable, so file order breaks ties), which is what
 `tempovl.data.align.align` expects. Cue text is cleaned the same way for every format: HTML-ish tags
@@ -236,9 +237,10 @@ def read_subtitle_file(path: str | os.PathLike) -> list[Sentence]:
     raise InputError(f"{path}: unknown subtitle format {suffix!r} (expected .srt or .vtt)")
 
 
-def _number(path: str | os.PathLike, lineno: int, where: str, value: object) -> float:
+def _number(at: str, where: str, value: object, unit: str = "seconds") -> float:
+    """`value` as a float; InputError "{at}: {where} must be a number of {unit}" otherwise (NaN too)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InputError(f"{path}:{lineno}: {where} must be a number of seconds, got {value!r}")
+        raise InputError(f"{at}: {where} must be a number of {unit}, got {value!r}")
     return float(value)
 
 
@@ -277,8 +279,8 @@ def read_tvr_subtitles(path: str | os.PathLike) -> dict[str, list[Sentence]]:
                 where = f"{vid} sub[{i}]"
                 if not isinstance(sub, dict) or not all(k in sub for k in ("text", "start", "end")):
                     raise InputError(f"{path}:{lineno}: {where} needs 'text', 'start' and 'end'")
-                start = _number(path, lineno, f"{where}.start", sub["start"])
-                end = _number(path, lineno, f"{where}.end", sub["end"])
+                start = _number(f"{path}:{lineno}", f"{where}.start", sub["start"])
+                end = _number(f"{path}:{lineno}", f"{where}.end", sub["end"])
                 if end < start:
                     raise InputError(f"{path}:{lineno}: {where} ends before it starts ({start} > {end})")
                 if not isinstance(sub["text"], str):
@@ -288,3 +290,80 @@ def read_tvr_subtitles(path: str | os.PathLike) -> dict[str, list[Sentence]]:
                     sentences.append(sentence)
             out[vid] = _sorted(sentences)
     return out
+
+
+def read_violin_subtitles(path: str | os.PathLike) -> dict[str, list[Sentence]]:
+    """Read VIOLIN's inline subtitles from violin_annotation.json ({clip_id: {"file", ..., "sub"}}).
+
+    A clip's "sub" is a list of [text, [start_ms, end_ms]], times in milliseconds from the start of the
+    clip, i.e. of its video videos/{file}.mp4 (not of the source video that "span" places the clip in).
+    Returned as {file: [Sentence]} (a suffix of the file dropped, as `data.splits` names the videos); a
+    clip without "sub" is left out, so it has no subtitles. Errors name the file, the clip id and the
+    entry.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except OSError as e:
+        raise InputError(f"{path}: cannot read subtitle file ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected an object of clip id -> clip, as violin_annotation.json")
+    out: dict[str, list[Sentence]] = {}
+    for clip_id, clip in data.items():
+        at = f"{path} [{clip_id!r}]"
+        if not isinstance(clip, dict):
+            raise InputError(f"{at}: expected a JSON object, got {type(clip).__name__}")
+        if "sub" not in clip:
+            continue
+        file = clip.get("file")
+        if not isinstance(file, str) or not file.strip():
+            raise InputError(f"{at}: 'file' (the clip's video) must be a non-empty string, got {file!r}")
+        vid = Path(file).stem if Path(file).suffix else file  # as annotation_videos names it
+        if vid in out:
+            raise InputError(f"{at}: a second clip with file {file!r}")
+        if not isinstance(clip["sub"], list):
+            raise InputError(f"{at}: 'sub' must be a list of [text, [start_ms, end_ms]]")
+        sentences = []
+        for i, entry in enumerate(clip["sub"]):
+            where = f"sub[{i}]"
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and isinstance(entry[1], list)
+                and len(entry[1]) == 2
+            ):
+                got = json.dumps(entry)
+                got = got if len(got) <= 80 else got[:77] + "..."
+                raise InputError(f"{at}: {where} must be [text, [start_ms, end_ms]], got {got}")
+            text, (start_ms, end_ms) = entry
+            if not isinstance(text, str):
+                raise InputError(f"{at}: {where} text must be a string, got {text!r}")
+            start = _number(at, f"{where} start", start_ms, "milliseconds")
+            end = _number(at, f"{where} end", end_ms, "milliseconds")
+            if end < start:
+                raise InputError(f"{at}: {where} ends before it starts ({start_ms} > {end_ms} ms)")
+            sentence = _make_sentence([text], start / 1000.0, end / 1000.0)
+            if sentence is not None:
+                sentences.append(sentence)
+        out[vid] = _sorted(sentences)
+    return out
+
+
+def read_subtitle_collection(path: str | os.PathLike) -> dict[str, list[Sentence]]:
+    """The subtitles of many videos in one file, {video: [Sentence]}, chosen by suffix: TVR/TVQA
+    preprocessed subtitles (.jsonl) or VIOLIN's violin_annotation.json (.json, its inline "sub")."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".jsonl":
+        return read_tvr_subtitles(path)
+    if suffix == ".json":
+        subs = read_violin_subtitles(path)
+        if not subs:
+            raise InputError(f"{path}: no clip has inline subtitles ('sub'), so it is no subtitle file")
+        return subs
+    raise InputError(
+        f"{path}: unknown subtitle collection {suffix!r} (expected TVR/TVQA's .jsonl or VIOLIN's "
+        "violin_annotation.json)"
+    )

@@ -8,9 +8,10 @@ What the index stores per frame, and why (HERO section 3.2, VSM; appendix A.3 fo
 - A video is encoded as the checkpoint's task does it: features extracted on the fly with the extractor
   recorded in the checkpoint (`tempovl.tasks.cli_predict.extract_video`), subtitles aligned to the
   feature-frames (HERO appendix A.4, `clip_units`), Cross-modal + Temporal Transformer -> V_temp (T, D).
-  A video longer than `data.max_frames` frames is encoded in consecutive clips of that length (each
-  with the subtitles that overlap it, times shifted to the clip) and their outputs are concatenated,
-  so nothing past the first clip is lost.
+  A video longer than `data.max_frames` frames is encoded in overlapping windows of that length (each
+  with the subtitles that overlap it, times shifted to the window), each frame's row taken from the
+  window whose centre is nearest (`HeroRetrievalTask.encode_whole_video`), so nothing past the first
+  window is lost and `evaluate`, `predict` and the index agree on every frame.
 - The global score is HERO's max-pooled cosine, so the first D numbers of a frame row are V_temp_t / |V_temp_t|
   and the first D of a query are q / |q|: the index's inner product is the cosine exactly.
 - Localisation is not a cosine: VSM's start/end heads are 1-D convolutions over the raw scores

@@ -150,9 +150,9 @@ VIOLIN = {
         "file": "v1",
         "source": "tv",
         "split": "train",
-        "span": [0, 29.5],
+        "span": [600.0, 629.5],  # the clip's place in its source episode (VIOLIN's meaning)
         "statement": [["real one", "fake one"], ["real two", "fake two"]],
-        "sub": [["hi", 0.0, 1.0]],
+        "sub": [["hi", [0, 1000]]],
     },
     "clipB": {"file": "v2", "split": "test", "statement": [["r", "f"]]},
 }
@@ -167,7 +167,7 @@ def test_violin_good(tmp_path):
         "vid_name": "v1",
         "source": "tv",
         "split": "train",
-        "span": [0.0, 29.5],
+        "span": [600.0, 629.5],
         "statement": "real one",
         "label": 1,
         "pair_idx": 0,
@@ -183,7 +183,7 @@ def test_violin_good(tmp_path):
         ({"statement": [["only real"]]}, "'statement'[0] must be a [real, fake] pair"),
         ({"statement": []}, "'statement' must be a non-empty list"),
         ({"file": "v9"}, "video 'v9' does not exist"),
-        ({"span": [0, 31]}, "'span' [0.0, 31.0] ends after the video's duration 30 s"),
+        ({"span": [600, 640]}, "'span' [600.0, 640.0] is 40.00 s long, more than the clip's video (30.00 s)"),
         ({"split": None}, "missing required field 'split'"),
     ],
 )

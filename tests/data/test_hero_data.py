@@ -201,17 +201,47 @@ def test_dataset_errors_name_the_split_and_the_store(tiny_corpus, tiny_features,
         HeroClipDataset(cfg, "train")
 
 
-def test_a_cap_that_cuts_videos_says_so_once(caplog):
-    """Issue 13: data.max_frames silently dropped everything after 150 s; now it is said, with numbers."""
-    from tempovl.data.hero_data import warn_if_cut
+def test_long_videos_are_said_once_and_a_cut_loudly(caplog):
+    """Issue 13: data.max_frames silently dropped everything after 150 s. Every task now reads long videos
+    in windows (said once, at INFO); what still reads only the first window (the shuffling test) warns."""
+    from tempovl.data.hero_data import DataConfig, note_long_videos
 
-    with caplog.at_level("WARNING"):
-        assert warn_if_cut([50, 100, 400, 120], 100, 1.5, "train split") == 2
-        assert warn_if_cut([50, 100], 100, 1.5, "val split") == 0
+    with caplog.at_level("INFO", logger="tempovl.data.hero_data"):
+        assert note_long_videos([50, 100, 400, 120], DataConfig(max_frames=100), 1.5, "train split") == 2
+        assert note_long_videos([50, 100], DataConfig(max_frames=100), 1.5, "val split") == 0
     (record,) = caplog.records
     message = record.getMessage()
-    assert "train split" in message and "cuts 2 of 4 videos" in message and "600 s" in message
-    assert "first 150 s" in message
+    assert record.levelname == "INFO" and "train split: 2 of 4 videos" in message and "600 s" in message
+    assert "windows of 150 s every 75 s" in message
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tempovl.data.hero_data"):
+        note_long_videos([400], DataConfig(max_frames=100, shuffle_frames=True), 1.5, "val split")
+    (record,) = caplog.records
+    assert (
+        record.levelname == "WARNING" and "shuffling test reads only their first 150 s" in record.getMessage()
+    )
+
+
+def test_windows_tile_the_video_each_frame_from_its_most_central_window():
+    from tempovl.data.hero_data import DataConfig, window_keeps, window_starts
+
+    assert window_starts(80, 100, 50) == [0]
+    assert window_starts(250, 100, 50) == [0, 50, 100, 150]
+    assert window_starts(260, 100, 50) == [0, 50, 100, 150, 160]  # the last one flush with the end
+    assert window_starts(260, 100, 100) == [0, 100, 160]
+    for n, length, stride in [(250, 100, 50), (260, 100, 50), (261, 100, 100), (17, 8, 3), (9, 8, 1)]:
+        starts = window_starts(n, length, stride)
+        keeps = window_keeps(starts, length, n)
+        assert (
+            [a for a, _ in keeps][1:] == [b for _, b in keeps][:-1] and keeps[0][0] == 0 and keeps[-1][1] == n
+        )
+        for lo, (a, b) in zip(starts, keeps):
+            assert lo <= a < b <= lo + length  # a window keeps only its own frames
+            for t in range(a, b):  # ... and only those nearest its centre
+                centre = abs(t + 0.5 - (lo + length / 2))
+                assert all(centre <= abs(t + 0.5 - (o + length / 2)) for o in starts)
+    with pytest.raises(ConfigError, match="window_stride: 120 must be between 1 and data.max_frames"):
+        DataConfig(max_frames=100, window_stride=120)
 
 
 def test_vtt_subtitles_work_where_srt_does(tiny_corpus, tiny_features, tmp_path):

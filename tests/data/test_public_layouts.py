@@ -11,7 +11,10 @@ import shutil
 import pytest
 
 from tempovl.cli import main
-from tempovl.config import load_config
+from tempovl.config import from_dict, load_config
+from tempovl.data.hero_data import DataConfig, HeroClipDataset
+from tempovl.data.subtitles import read_tvr_subtitles
+from tempovl.engine import checkpoint as ck
 from tempovl.io import read_jsonl
 
 
@@ -76,8 +79,12 @@ def other_releases(tiny_corpus, tmp_path_factory):
     rows = "".join(f'ret{i},msr{i},{v},"{c}"\n' for i, (v, c) in enumerate(test.items()))
     (msrvtt / "MSRVTT_JSFUSION_test.csv").write_text("key,vid_key,video_id,sentence\n" + rows)
     records = json.loads((ann / "violin_annotation.json").read_text())
+    subs = {r["vid_name"]: r["sub"] for r in read_jsonl(ann / "tvr_subtitles.jsonl")}
     for r in records.values():
         r["split"] = {"val": "validate"}.get(r["split"], r["split"])
+        # the release's inline subtitles: [text, [start_ms, end_ms]] from the clip's start (here span is
+        # [0, duration]: the clip is the whole video)
+        r["sub"] = [[s["text"], [round(s["start"] * 1000), round(s["end"] * 1000)]] for s in subs[r["file"]]]
     (violin / "violin_annotation.json").write_text(json.dumps(records))
     return {
         "hero-msrvtt-release": msrvtt,
@@ -96,12 +103,23 @@ def other_releases(tiny_corpus, tmp_path_factory):
         ("hero-violin-release", "accuracy"),
     ],
 )
-def test_other_releases_train_and_evaluate(other_releases, tiny_features, tmp_path, experiment, metric):
+def test_other_releases_train_and_evaluate(
+    other_releases, tiny_corpus, tiny_features, tmp_path, experiment, metric
+):
     run = tmp_path / "run"
     assert main(["train", experiment, *_tiny(other_releases[experiment], tiny_features, run)]) == 0
     out = tmp_path / "eval"
     assert main(["evaluate", str(run), "--split", "val", "--out", str(out)]) == 0
     assert metric in json.loads((out / "metrics.json").read_text())["metrics"]
+    if experiment == "hero-violin-release":  # the run read the release's inline "sub" into its clips
+        cfg = ck.read_config(ck.resolve_checkpoint(run))
+        assert cfg["data"]["subtitles"] == "violin_annotation.json"
+        clips = HeroClipDataset(from_dict(DataConfig, cfg["data"], "data"), "val")
+        tvr = read_tvr_subtitles(tiny_corpus / "annotations" / "tvr_subtitles.jsonl")
+        for vid, sentences in zip(clips.vids, clips.sentences, strict=True):
+            assert [s.full_text for s in sentences] == [s.full_text for s in tvr[vid]]
+            assert [s.start for s in sentences] == pytest.approx([s.start for s in tvr[vid]], abs=1e-3)
+        assert sum(u.is_sentence and bool(u.tokens) for units in clips.units for u in units) > len(clips)
 
 
 def _tiny(corpus, features, out) -> list[str]:

@@ -1,4 +1,5 @@
-"""Subtitle readers: SRT, WebVTT, TVR JSONL — good files, odd-but-valid files, and malformed ones."""
+"""Subtitle readers: SRT, WebVTT, TVR JSONL, VIOLIN's inline "sub" — good files, odd-but-valid files, and
+malformed ones."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from tempovl.data.subtitles import (
     Sentence,
     parse_timestamp,
     read_srt,
+    read_subtitle_collection,
     read_subtitle_file,
     read_tvr_subtitles,
+    read_violin_subtitles,
     read_vtt,
     split_speaker,
 )
@@ -207,6 +210,81 @@ def test_tvr_subtitles_malformed(tmp_path, record, fragment):
         read_tvr_subtitles(path)
     assert "subs.jsonl:2: " in str(e.value)
     assert fragment in str(e.value)
+
+
+def _violin(tmp_path, clips: dict):
+    path = tmp_path / "violin_annotation.json"
+    path.write_text(json.dumps(clips), encoding="utf-8")
+    return path
+
+
+def _clip(file: str, sub=None) -> dict:
+    clip = {"file": file, "source": "src", "split": "train", "span": [12.5, 44.0], "statement": [["a", "b"]]}
+    return clip if sub is None else {**clip, "sub": sub}
+
+
+def test_read_violin_subtitles(tmp_path):
+    """VIOLIN's "sub": [text, [start_ms, end_ms]] from the clip's start, keyed by the clip's file."""
+    path = _violin(
+        tmp_path,
+        {
+            "1": _clip("friends_s01e01_clip_00", [["Later.", [4000, 5250]], ["(Ross:) Hi!", [862, 1862]]]),
+            "2": _clip("movie_clip.mp4", []),  # a suffix is dropped, as data.splits names the video
+            "3": _clip("no_sub"),  # no "sub": no subtitles
+        },
+    )
+    subs = read_violin_subtitles(path)
+    assert subs == {
+        "friends_s01e01_clip_00": [Sentence("Hi!", 0.862, 1.862, "Ross"), Sentence("Later.", 4.0, 5.25)],
+        "movie_clip": [],
+    }
+    assert read_subtitle_collection(path) == subs
+
+
+@pytest.mark.parametrize(
+    ("clip", "fragment"),
+    [
+        (_clip("v", {"a": 1}), "['bad']: 'sub' must be a list"),
+        (
+            _clip("v", [["hi", 0, 1000]]),
+            "['bad']: sub[0] must be [text, [start_ms, end_ms]], got [\"hi\", 0, 1000]",
+        ),
+        (_clip("v", [["ok", [0, 1]], "hi"]), "['bad']: sub[1] must be [text, [start_ms, end_ms]]"),
+        (_clip("v", [[3, [0, 1]]]), "['bad']: sub[0] text must be a string"),
+        (_clip("v", [["hi", ["0", 1]]]), "['bad']: sub[0] start must be a number of milliseconds"),
+        (_clip("v", [["hi", [2000, 1000]]]), "['bad']: sub[0] ends before it starts (2000 > 1000 ms)"),
+        ({"sub": []}, "['bad']: 'file' (the clip's video) must be a non-empty string"),
+        (_clip("ok", []), "['bad']: a second clip with file 'ok'"),
+        (["not", "a", "clip"], "['bad']: expected a JSON object"),
+    ],
+)
+def test_violin_subtitles_malformed(tmp_path, clip, fragment):
+    path = _violin(tmp_path, {"good": _clip("ok", []), "bad": clip})
+    with pytest.raises(InputError) as e:
+        read_violin_subtitles(path)
+    assert f"{path} {fragment}" in str(e.value)
+
+
+def test_subtitle_collection_is_chosen_by_suffix(tmp_path):
+    tvr = _jsonl(tmp_path, [{"vid_name": "v1", "sub": [{"text": "hi", "start": 1.0, "end": 2.0}]}])
+    assert read_subtitle_collection(tvr) == {"v1": [Sentence("hi", 1.0, 2.0)]}
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"1": {"file": "v",\n "sub": [}')
+    with pytest.raises(InputError, match=r"broken\.json:2: not valid JSON"):
+        read_subtitle_collection(bad)
+    with pytest.raises(InputError, match=r"no clip has inline subtitles \('sub'\)"):
+        read_subtitle_collection(_violin(tmp_path, {"1": _clip("v")}))
+    with pytest.raises(InputError, match=r"unknown subtitle collection '\.srt'"):
+        read_subtitle_collection(_write(tmp_path, "a.srt", SRT))
+
+
+def test_validate_checks_violin_inline_subtitles(tmp_path):
+    from tempovl.data.annotations import validate_corpus_report
+
+    (tmp_path / "annotations").mkdir()
+    _violin(tmp_path / "annotations", {"c1": _clip("v", [["hi", [900, 100]]])})
+    (report,) = [r for r in validate_corpus_report(tmp_path) if r.kind == "violin"]
+    assert any("['c1']: sub[0] ends before it starts (900 > 100 ms)" in p for p in report.problems)
 
 
 def test_cp1252_and_utf16_subtitles_are_decoded(tmp_path):

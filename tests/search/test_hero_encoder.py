@@ -140,23 +140,24 @@ def test_search_ranks_moments_as_the_tasks_evaluation(hero, hero_index):
     assert [(r[1], r[2]) for r in searcher._moments([(query, v, 0.0)])[0]] == expected
 
 
-def test_long_video_is_encoded_in_clips(hero, video):
-    """Past data.max_frames, consecutive clips with their own (shifted) subtitles; nothing is cut."""
+def test_long_video_is_encoded_in_windows(hero, video):
+    """Past data.max_frames, overlapping windows with their own (shifted) subtitles, each frame from the
+    window whose centre is nearest; nothing is cut."""
     feats, subs, _ = video
     task = hero.task
     full = task.data_cfg.max_frames
-    task.data_cfg.max_frames = 8
+    task.data_cfg.max_frames = 8  # windows at 0, 4, 8, 10 keep frames [0, 6), [6, 10), [10, 13), [13, 18)
     try:
         rows = hero.encode_features(feats, subs)
     finally:
         task.data_cfg.max_frames = full
     assert len(rows) == len(feats) == 18
     d = task.model.cfg.hidden
-    second = [Sentence(s.text, s.start - 12.0, s.end - 12.0, s.speaker) for s in subs if s.end > 12.0]
+    second = [Sentence(s.text, s.start - 6.0, s.end - 6.0, s.speaker) for s in subs if s.end > 6.0]
     second = [s for s in second if s.start < 12.0]
-    expect = hero.encode_features(feats[8:16], second)  # the 2nd clip on its own: frames 8..15 = 12..24 s
-    np.testing.assert_allclose(rows[8:16], expect, atol=1e-5)
-    assert not np.allclose(rows[:8, :d], hero.encode_features(feats, subs)[:8, :d], atol=1e-4)
+    expect = hero.encode_features(feats[4:12], second)  # the 2nd window on its own: frames 4..11 = 6..18 s
+    np.testing.assert_allclose(rows[6:10], expect[2:6], atol=1e-5)
+    assert not np.allclose(rows[:6, :d], hero.encode_features(feats, subs)[:6, :d], atol=1e-4)
 
 
 def test_cli_search_and_http(hero_index, tiny_corpus, capsys):

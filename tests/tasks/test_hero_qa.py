@@ -303,3 +303,80 @@ def test_flat_baseline_lets_a_frame_see_every_subtitle_sentence(
         a = task.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])[0, frames_g0]
         b = task.model.encode_with_text(changed, batch["text_ids"], batch["text_mask"])[0, frames_g0]
     assert (a - b).abs().amax() > 1e-4
+
+
+@pytest.fixture(scope="module")
+def windowed(tiny_corpus, tiny_features, tmp_path_factory, hero_tiny_config):
+    """QA and VIOLIN with data.max_frames 8 (12 s): the tiny corpus's 18-27 s videos need windows."""
+    out = {}
+    for name, cls in (("hero-tiny-tvqa", HeroQATask), ("hero-tiny-violin", HeroViolinTask)):
+        torch.manual_seed(0)
+        cfg = hero_tiny_config(name, tiny_corpus, tiny_features, tmp_path_factory.mktemp(name))
+        cfg["data"]["max_frames"] = 8
+        out[name] = cls(cfg).eval()
+    return out
+
+
+def test_a_long_video_is_read_in_windows_by_qa_and_violin(windowed):
+    """Issue 13: TVQA and VIOLIN read only the first data.max_frames frames. Now a question with a ``ts``
+    reads the window around it (its span shifted into it) and one without (VIOLIN, TVQA "NaN-NaN") reads
+    the whole video in overlapping windows, merged back into one sequence of the video's frames."""
+    from tempovl.data.hero_data import moment_window
+
+    qa = windowed["hero-tiny-tvqa"]
+    data = qa.dataset("val")
+    late = 0
+    for i, (_, ci, _, _, span) in enumerate(data.items):
+        item = data[i]
+        full = data.clips.store.num_frames(data.clips.vids[ci])
+        if full > 8 and span[0] >= 0:
+            lo, moment = moment_window(*span, full, data.clips.cfg)
+            assert item["span"] == moment and 0 <= moment[0] <= moment[1] < 8
+            whole = np.asarray(data.clips.store[data.clips.vids[ci]])
+            np.testing.assert_allclose(item["clip"]["frame_feats"], whole[lo : lo + 8])
+            late += lo > 0
+    assert late > 0  # some questions live past the first 12 s and are read there
+    violin = windowed["hero-tiny-violin"]
+    vdata = violin.dataset("val")
+    long = next(i for i in range(len(vdata)) if "windows" in vdata.statement(i))
+    item = vdata.statement(long)
+    batch = violin.collate()([item, vdata.statement(long)])
+    full = vdata.clips.store.num_frames(vdata.clips.vids[vdata.items[long][2]])
+    assert batch["merge_mask"].sum(1).tolist() == [full, full]  # every frame, once
+    assert batch["frame_feats"].shape[0] == 2 * len(item["windows"])  # a row per (item, window)
+    with torch.no_grad():
+        probs = violin.batch_probs(violin(batch))
+    assert probs[0] == pytest.approx(probs[1], abs=1e-6)
+
+
+def test_merging_windows_keeps_each_frame_from_its_own_window(windowed):
+    """The merged sequence is each window's kept rows, in order; a video of one window is unchanged."""
+    from tempovl.tasks.hero.qa import merged_frames
+
+    violin = windowed["hero-tiny-violin"]
+    vdata = violin.dataset("val")
+    long = next(i for i in range(len(vdata)) if "windows" in vdata.statement(i))
+    item = vdata.statement(long)
+    batch = violin.collate()([item])
+    with torch.no_grad():
+        rows = violin.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (R, Tw, D)
+        merged, mask = merged_frames(rows, batch)
+    expect = torch.cat([rows[w, a:b] for w, (_, (a, b)) in enumerate(item["windows"])])
+    torch.testing.assert_close(merged[0, mask[0]], expect)
+    clip = item["windows"][0][0]
+    one = {**{k: v for k, v in item.items() if k != "windows"}, "clip": clip}
+    as_windows = {**item, "windows": [(clip, (0, len(clip["frame_feats"])))]}
+    a, b = violin.predict_batches([one])[1], violin.predict_batches([as_windows])[1]
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_predict_reads_a_long_video_whole(windowed):
+    qa = windowed["hero-tiny-tvqa"]
+    feats = np.random.default_rng(2).standard_normal((30, qa.model.cfg.frame_dim)).astype(np.float32)
+    request = PredictRequest(feats, [], question="Where is the box?", answers=["kitchen", "garden"])
+    out = qa.predict(request)
+    changed = feats.copy()
+    changed[25:] = np.random.default_rng(3).standard_normal(changed[25:].shape)  # only the last 7.5 s differ
+    assert qa.predict(
+        PredictRequest(changed, [], question="Where is the box?", answers=["kitchen", "garden"])
+    )["probs"] != pytest.approx(out["probs"], abs=1e-7)

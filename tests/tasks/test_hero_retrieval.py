@@ -239,15 +239,20 @@ def test_predict_ranks_moments_inside_the_video(tasks):
 
 
 def test_predict_sees_a_video_longer_than_one_clip(tasks):
-    """A video of 3 clips' length is encoded whole (clip by clip, as the search index does) and its
-    moments can lie in any clip, not only the first ``data.max_frames`` frames."""
+    """A video of 3 clips' length is encoded whole (in overlapping windows, as the search index does) and
+    its moments can lie anywhere, not only in the first ``data.max_frames`` frames."""
+    from tempovl.data.hero_data import window_keeps, window_starts, window_stride
+
     task = tasks["hero-vcmr"]
     clip = task.data_cfg.max_frames
     feats = np.random.default_rng(0).standard_normal((3 * clip, task.model.cfg.frame_dim)).astype(np.float32)
     frames = task.encode_whole_video(feats, [], task.interval)
     assert frames.shape == (3 * clip, task.model.cfg.hidden)
-    first = task.encode_whole_video(feats[:clip], [], task.interval)
-    assert torch.allclose(frames[:clip], first, atol=1e-5)
+    starts = window_starts(3 * clip, clip, window_stride(task.data_cfg))
+    assert len(starts) == 5  # every half window
+    for lo, (a, b) in zip(starts, window_keeps(starts, clip, 3 * clip)):  # each frame from its own window
+        alone = task.encode_whole_video(feats[lo : lo + clip], [], task.interval)
+        torch.testing.assert_close(frames[a:b], alone[a - lo : b - lo], atol=1e-5, rtol=1e-4)
     out = task.predict(PredictRequest(feats, [], query="the red circle jumps", top_k=100))
     assert max(m["end"] for m in out["moments"]) > clip * task.interval
     assert all(0 <= m["start"] < m["end"] <= 3 * clip * task.interval for m in out["moments"])
@@ -279,7 +284,7 @@ def test_training_refuses_a_moment_past_the_videos_end(tiny_corpus, tiny_feature
 
 def test_evaluation_sees_whole_videos_past_max_frames(tiny_corpus, tiny_features, tmp_path):
     """Issue 13: with data.max_frames 8 (12 s) the tiny corpus's 18-27 s videos were cut at 12 s; evaluation
-    now encodes them whole in consecutive windows (as predict and search do), so moments after 12 s exist."""
+    now encodes them whole in overlapping windows (as predict and search do), so moments after 12 s exist."""
     task = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", "data.max_frames=8")).eval()
     clips = task.clips("val")
     frames, masks = task.encode_split(clips)
@@ -300,11 +305,14 @@ def test_training_targets_past_the_first_window_are_trained_in_their_own_window(
     item is the window around it (frames and subtitles of the window) and the target sits inside it."""
     from tempovl.data.hero_data import training_window
 
-    assert training_window(2, 5, 6, 8) == 0  # fits one window
-    assert training_window(10, 12, 30, 8) == 8  # the half-window grid: 0, 4, 8, ...
-    assert training_window(13, 14, 17, 8) == 8
-    assert training_window(15, 16, 17, 8) == 9  # only the last window holds it
-    assert training_window(0, 20, 30, 8) == 6  # longer than a window: centred
+    assert training_window(2, 5, 6, 8, 4) == 0  # fits one window
+    assert training_window(10, 12, 30, 8, 4) == 8  # the grid evaluate reads: 0, 4, 8, ...
+    assert training_window(13, 14, 17, 8, 4) == 8
+    assert training_window(15, 16, 17, 8, 4) == 9  # only the last window (flush with the end) holds it
+    assert training_window(0, 20, 30, 8, 4) == 6  # longer than a window: centred
+    assert (
+        training_window(10, 12, 30, 8, 8) == 8 and training_window(7, 9, 30, 8, 8) == 4
+    )  # stride 8: none holds 7..9
     task = build_task(make_cfg(tiny_corpus, tiny_features, "hero-tiny-vcmr", "data.max_frames=8"))
     data = task.dataset("train")
     late = 0

@@ -18,7 +18,7 @@ import torch
 
 from tempovl.config import from_dict
 from tempovl.data.features.store import FeatureStore
-from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, clip_units, warn_if_cut
+from tempovl.data.hero_data import DataConfig, HeroClipDataset, TextSpecials, video_windows
 from tempovl.data.subtitles import Sentence
 from tempovl.data.tokenizer import load_tokenizer
 from tempovl.errors import ConfigError, InputError
@@ -158,10 +158,10 @@ class HeroDownstreamTask(HeroTask):
             path = Path(names.format(split=split))
         return path if path.is_absolute() else Path(self.data_cfg.corpus) / path
 
-    def clip_from_inputs(
-        self, video_feats: np.ndarray | torch.Tensor, sentences: Sequence[Sentence], interval: float | None
-    ) -> dict:
-        """A clip item for one user video: features (T, F) and subtitles aligned at `interval` seconds."""
+    def input_video(
+        self, video_feats: np.ndarray | torch.Tensor, interval: float | None
+    ) -> tuple[np.ndarray, float]:
+        """One user video's features (T, F), checked against the model, and its seconds per frame."""
         feats = np.asarray(video_feats, dtype=np.float32)
         if feats.ndim != 2 or feats.shape[1] != self.model.cfg.frame_dim:
             raise InputError(
@@ -169,13 +169,14 @@ class HeroDownstreamTask(HeroTask):
             )
         if len(feats) == 0:
             raise InputError("video features: the video has no frames")
-        step = self.interval if interval is None else float(interval)
-        warn_if_cut([len(feats)], self.data_cfg.max_frames, step, "the input video")
-        feats = feats[: self.data_cfg.max_frames]
-        units = clip_units(
-            list(sentences), len(feats), step, self.tokenize, self.data_cfg.max_sentence_tokens
-        )
-        return {"vid": "input", "frame_feats": feats, "units": units}
+        return feats, self.interval if interval is None else float(interval)
+
+    def input_windows(
+        self, video_feats: np.ndarray | torch.Tensor, sentences: Sequence[Sentence], interval: float | None
+    ) -> list[tuple[dict, tuple[int, int]]]:
+        """One user video, whole, as the overlapping windows `evaluate` reads (`video_windows`)."""
+        feats, step = self.input_video(video_feats, interval)
+        return video_windows("input", feats, list(sentences), self.data_cfg, step, self.tokenize)
 
     def check_text_budget(self, text_tokens: int) -> None:
         """Subtitle group + appended text must fit the text positions of the model."""

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvc
-from tempovl.data.hero_data import TextSpecials, pad_frames, training_window
+from tempovl.data.hero_data import TextSpecials, moment_window, pad_frames, window_clip
 from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import write_json
@@ -123,10 +123,8 @@ class TVCDataset(Dataset):
                 )
             ci = index[r["vid_name"]]
             # the moment in the whole video, then the window of data.max_frames around it (long videos)
-            full, length = clips.store.num_frames(r["vid_name"]), clips.cfg.max_frames
-            st, ed = moment_frames(r["ts"], full, task.store.interval)
-            lo = training_window(st, ed, full, length)
-            moment = (max(st, lo) - lo, min(ed, lo + length - 1) - lo)
+            full = clips.store.num_frames(r["vid_name"])
+            lo, moment = moment_window(*moment_frames(r["ts"], full, task.store.interval), full, clips.cfg)
             refs = [d["desc"] for d in r.get("descs", [])]
             meta = {"clip_id": r["clip_id"], "vid_name": r["vid_name"], "ts": r["ts"], "refs": refs}
             if train:
@@ -316,9 +314,19 @@ class HeroCaptionTask(HeroDownstreamTask):
         start, end, interval = request.start, request.end, request.interval
         if not 0 <= start < end:
             raise InputError(f"captioning: need 0 <= start < end, got start={start}, end={end}")
-        clip = self.clip_from_inputs(request.video, request.sentences, interval)
-        step = self.store.interval if interval is None else float(interval)
-        st, ed = moment_frames((start, end), len(clip["frame_feats"]), step)
-        item = {"clip": clip, "moment": (st, ed), "tokens": [], "meta": {}}
+        feats, step = self.input_video(request.video, interval)
+        st, ed = moment_frames((start, end), len(feats), step)
+        lo, moment = moment_window(st, ed, len(feats), self.data_cfg)  # a long video: the window around it
+        clip = window_clip(
+            "input",
+            feats,
+            request.sentences,
+            lo,
+            self.data_cfg.max_frames,
+            step,
+            self.tokenize,
+            self.data_cfg.max_sentence_tokens,
+        )
+        item = {"clip": clip, "moment": moment, "tokens": [], "meta": {}}
         batch = self.to_device(self.collate()([item]))
         return {"caption": self.generate(batch, request.beam_size)[0], "frames": [st, ed]}

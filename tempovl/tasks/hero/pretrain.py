@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 
 from tempovl.config import from_dict
-from tempovl.data.hero_data import SUBTASKS, HeroClipDataset, HeroCollate
+from tempovl.data.hero_data import SUBTASKS, ClipWindows, HeroCollate
 from tempovl.data.masking import IGNORE
 from tempovl.engine.distributed import all_gather_with_grad, all_reduce_max, get_rank, get_world_size
 from tempovl.errors import ConfigError
@@ -75,6 +75,7 @@ class HeroPretrainTask(HeroTask):
     def __init__(self, cfg: dict):
         super().__init__(cfg)
         self.c = from_dict(HeroPretrainConfig, cfg.get("task"), "task")
+        self._windows: dict[str, ClipWindows] = {}
         unknown = [k for k in self.c.ratios if k not in SUBTASKS]
         if unknown:
             raise ConfigError(f"task.ratios: unknown sub-task {unknown[0]!r}; known: {', '.join(SUBTASKS)}")
@@ -100,8 +101,14 @@ class HeroPretrainTask(HeroTask):
     def subtasks(self) -> dict[str, float]:
         return dict(self.c.ratios)
 
+    def windows(self, split: str) -> ClipWindows:
+        """The clips of `split`, long videos in windows side by side (`ClipWindows`), built once."""
+        if split not in self._windows:
+            self._windows[split] = ClipWindows(self.clips(split))
+        return self._windows[split]
+
     def dataset(self, split: str, subtask: str = "mlm") -> Dataset:
-        data = self.clips(split)
+        data = self.windows(split)
         return Subset(data, data.with_queries()) if subtask == "vsm" else data
 
     def collate(
@@ -202,7 +209,7 @@ class HeroPretrainTask(HeroTask):
         )
 
     # --------------------------------------------------------------------------------- evaluate
-    def _batches(self, data: HeroClipDataset, indices: list[int], subtask: str):
+    def _batches(self, data: ClipWindows, indices: list[int], subtask: str):
         collate = self.collate(subtask, torch.Generator().manual_seed(self.c.eval_seed))
         for chunk in _chunks(indices, self.c.eval_batch_size):
             yield chunk, self.to_device(collate([data[i] for i in chunk]))
@@ -213,7 +220,7 @@ class HeroPretrainTask(HeroTask):
         retrieval R@1/5/10 with chance levels (percent, as every tempovl recall)."""
         was_training = self.training
         self.eval()
-        data = self.clips(split)
+        data = self.windows(split)
         metrics: dict[str, float] = {}
         trained = {k: v for k, v in self.c.ratios.items() if v > 0}
         for sub in trained:
@@ -239,7 +246,7 @@ class HeroPretrainTask(HeroTask):
     @torch.no_grad()
     def retrieval(self, split: str = "val") -> dict[str, float]:
         """VSM retrieval: every held-out query sentence ranked against all clips of `split`."""
-        data = self.clips(split)
+        data = self.windows(split)
         indices = data.with_queries()
         if len(indices) < 2:
             return {}

@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
 from tempovl.data.annotations import read_tvqa, read_violin
-from tempovl.data.hero_data import TextSpecials, pad_frames
+from tempovl.data.hero_data import TextSpecials, moment_window, pad_frames
 from tempovl.data.packing import pack_clips, pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import read_jsonl, write_json, write_jsonl
@@ -140,11 +140,14 @@ def order_types(ids: Sequence, meta: dict[str, dict]) -> list[str] | None:
 
 
 class TextClipCollate:
-    """Batch of (clip, K candidate texts) items: every candidate gets its own copy of the clip, its
-    text appended to every subtitle group; returns the packed clip rows (B*K of them) and the texts.
+    """Batch of (video, K candidate texts) items: every candidate gets its own copy of the video, its
+    text appended to every subtitle group. A video is one clip, or a long video's overlapping windows
+    (`video_windows`): each (item, candidate, window) is one packed row, and ``merge_index`` /
+    ``merge_mask`` (B*K, T) put the rows' kept frames back into video order (`merged_frames`).
 
-    Item: ``{"id", "clip": {"vid", "frame_feats", "units"}, "texts": [K token lists], "target": int
-    (-1 = unknown; or K ints, one per text: paired VIOLIN), "span": (st, ed) frame indices or (-1, -1)}``."""
+    Item: ``{"id", "clip": {"vid", "frame_feats", "units"}`` or ``"windows": [(clip, (a, b)), ...]``,
+    ``"texts": [K token lists], "target": int (-1 = unknown; or K ints, one per text: paired VIOLIN),
+    "span": (st, ed) frame indices of the video or (-1, -1)}``."""
 
     def __init__(self, specials: TextSpecials, pack_max_len: int | None):
         self.sp, self.pack_max_len = specials, pack_max_len
@@ -155,22 +158,47 @@ class TextClipCollate:
         bad = [it["id"] for it in items if len(it["texts"]) != k]
         if bad:
             raise InputError(f"items {bad[:5]}: {k} candidates expected in every item of a batch")
-        clips = [it["clip"] for it in items]
-        frame_feats, frame_mask = pad_frames(clips)  # (B, T, F), (B, T)
-        num_frames = [len(c["frame_feats"]) for c in clips]
-        groups, texts = [], []
+        rows, groups, texts, keeps = [], [], [], []  # one per (item, candidate, window)
+        sequences = []  # per (item, candidate): its rows
         for it in items:
+            windows = it.get("windows") or [(it["clip"], (0, len(it["clip"]["frame_feats"])))]
             for text in it["texts"]:
-                groups.append([([sp.sep, *u.tokens, *text], u.frame_ids) for u in it["clip"]["units"]])
-                texts.append(text)
-        batch = pack_clips(groups, [n for n in num_frames for _ in range(k)], self.pack_max_len, sp.pad)
-        batch["text_ids"], batch["text_mask"] = pad_ids(texts, sp.pad)  # (B*K, Lt) each
-        batch["frame_feats"] = frame_feats.repeat_interleave(k, dim=0)  # (B, T, F) -> (B*K, T, F)
-        batch["frame_mask"] = frame_mask.repeat_interleave(k, dim=0)  # (B*K, T)
+                sequences.append(range(len(rows), len(rows) + len(windows)))
+                for clip, keep in windows:
+                    rows.append(clip)
+                    groups.append([([sp.sep, *u.tokens, *text], u.frame_ids) for u in clip["units"]])
+                    texts.append(text)
+                    keeps.append(keep)
+        frame_feats, frame_mask = pad_frames(rows)  # (R, Tw, F), (R, Tw)
+        batch = pack_clips(groups, [len(c["frame_feats"]) for c in rows], self.pack_max_len, sp.pad)
+        batch["text_ids"], batch["text_mask"] = pad_ids(texts, sp.pad)  # (R, Lt) each
+        batch["frame_feats"], batch["frame_mask"] = frame_feats, frame_mask
+        tw = frame_feats.shape[1]
+        flat = [[r * tw + t for r in seq for t in range(*keeps[r])] for seq in sequences]
+        batch["merge_index"], batch["merge_mask"] = pad_ids(flat, 0)  # (B*K, T) into the (R*Tw) rows
         batch["targets"] = torch.tensor([it["target"] for it in items], dtype=torch.long)  # (B,) or (B, K)
         batch["span_targets"] = torch.tensor([it["span"] for it in items], dtype=torch.long)  # (B, 2)
         batch["ids"] = [it["id"] for it in items]
         return batch
+
+
+def merged_frames(h: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (item, candidate) sequences (B*K, T, D) and their frame mask (B*K, T) from the rows' outputs
+    (R, Tw, D): each window's kept frames, in video order (`TextClipCollate`)."""
+    return h.flatten(0, 1)[batch["merge_index"]], batch["merge_mask"]
+
+
+def item_video(clips, ci: int, span: tuple[int, int] | None = None) -> dict:
+    """The video part of a QA/VIOLIN item for clip `ci` of `clips`: the clip when it fits one window;
+    for a longer video the window around `span` (frames of the whole video; returned shifted into the
+    window), or without a span the whole video in overlapping windows."""
+    full = clips.store.num_frames(clips.vids[ci])
+    if full <= clips.cfg.max_frames:
+        return {"clip": clips[ci], "span": span or (-1, -1)}
+    if span is None:
+        return {"windows": clips.windows(ci), "span": (-1, -1)}
+    lo, moment = moment_window(*span, full, clips.cfg)
+    return {"clip": clips.window(ci, lo), "span": moment}
 
 
 def span_frames(span: Sequence[float] | None, num_frames: int, interval: float) -> tuple[int, int]:
@@ -303,7 +331,7 @@ class QADataset(Dataset):
                 [task.specials.sep, *q, task.specials.sep, *task.tokenize(a)[: c.max_answer_tokens]]
                 for a in r["answers"]
             ]
-            span = span_frames(r.get("span"), clips.num_frames[ci], task.store.interval)
+            span = span_frames(r.get("span"), clips.store.num_frames(r["vid_name"]), task.store.interval)
             target = r.get("answer_idx")
             self.items.append((r["qid"], ci, texts, -1 if target is None else int(target), span))
 
@@ -312,7 +340,8 @@ class QADataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         qid, ci, texts, target, span = self.items[i]
-        return {"id": qid, "clip": self.clips[ci], "texts": texts, "target": target, "span": span}
+        video = item_video(self.clips, ci, span if span[0] >= 0 else None)  # long videos: windows
+        return {"id": qid, **video, "texts": texts, "target": target}
 
 
 @register_task("hero-tvqa")
@@ -342,10 +371,10 @@ class HeroQATask(AppendedTextTask):
         self._train_batches += int(self.training)
         targets, spans = batch["targets"], batch["span_targets"]
         b = targets.shape[0]
-        h = self.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (B*K, T, D)
+        rows = self.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (R, Tw, D)
+        h, frame_mask = merged_frames(rows, batch)  # (B*K, T, D), (B*K, T)
         n, t, d = h.shape
         k = n // b
-        frame_mask = batch["frame_mask"]
         pooled = self.heads["qa_pool"](h, frame_mask, dim=1)  # (B*K, D)
         logits = self.heads["qa_head"](pooled).view(b, k)  # (B*K, 1) -> (B, K)
         h4, mask4 = h.view(b, k, t, d), frame_mask.view(b, k, t)  # (B*K, T, D) -> (B, K, T, D)
@@ -431,7 +460,7 @@ class HeroQATask(AppendedTextTask):
         texts = [[sp.sep, *q, sp.sep, *self.tokenize(a)[: c.max_answer_tokens]] for a in answers]
         item = {
             "id": "input",
-            "clip": self.clip_from_inputs(request.video, request.sentences, request.interval),
+            "windows": self.input_windows(request.video, request.sentences, request.interval),
             "texts": texts,
             "target": -1,
             "span": (-1, -1),
@@ -489,7 +518,7 @@ class ViolinDataset(Dataset):
 
     def statement(self, i: int) -> dict:
         sid, _, ci, text, label = self.items[i]
-        return {"id": sid, "clip": self.clips[ci], "texts": [text], "target": label, "span": (-1, -1)}
+        return {"id": sid, **item_video(self.clips, ci), "texts": [text], "target": label}
 
     def __getitem__(self, i: int) -> dict:
         item = self.statement(i)
@@ -522,8 +551,9 @@ class HeroViolinTask(AppendedTextTask):
 
     def forward(self, batch: dict, subtask: str = "main") -> dict[str, torch.Tensor]:
         self._train_batches += int(self.training)
-        h = self.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (B, T, D)
-        pooled = self.heads["violin_pool"](h, batch["frame_mask"], dim=1)  # (B, D)
+        rows = self.model.encode_with_text(batch, batch["text_ids"], batch["text_mask"])  # (R, Tw, D)
+        h, frame_mask = merged_frames(rows, batch)  # (B*K, T, D), (B*K, T)
+        pooled = self.heads["violin_pool"](h, frame_mask, dim=1)  # (B*K, D)
         logits = self.heads["violin_head"](pooled).squeeze(-1)  # (B*K,): K = 2 for paired training items
         targets = batch["targets"].float().reshape(-1)  # (B,) or (B, 2) -> (B*K,)
         return {
@@ -563,7 +593,7 @@ class HeroViolinTask(AppendedTextTask):
         tokens = [self.specials.sep, *self.tokenize(text)[: self.c.max_statement_tokens]]
         item = {
             "id": "input",
-            "clip": self.clip_from_inputs(request.video, request.sentences, request.interval),
+            "windows": self.input_windows(request.video, request.sentences, request.interval),
             "texts": [tokens],
             "target": 0,
             "span": (-1, -1),

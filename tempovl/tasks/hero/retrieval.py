@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from tempovl.data.annotations import read_didemo, read_msrvtt, read_tvr
-from tempovl.data.hero_data import window_clip
+from tempovl.data.hero_data import video_windows
 from tempovl.data.packing import pad_ids
 from tempovl.data.subtitles import Sentence
 from tempovl.engine.distributed import get_world_size
@@ -228,7 +228,7 @@ class HeroRetrievalTask(HeroDownstreamTask):
     @torch.no_grad()
     def encode_split(self, clips) -> tuple[torch.Tensor, torch.Tensor]:
         """Temporal outputs (Nv, T, D) and mask (Nv, T) of every video of a split, whole: a video longer
-        than ``data.max_frames`` is encoded in consecutive windows (`encode_whole_video`, as `predict`
+        than ``data.max_frames`` is encoded in overlapping windows (`encode_whole_video`, as `predict`
         and `search` encode it), so evaluation sees moments past the first window. With
         ``data.shuffle_frames`` the clips are the dataset's (the shuffling test reads the first window)."""
         items = [clips[i] for i in range(len(clips))]
@@ -251,8 +251,13 @@ class HeroRetrievalTask(HeroDownstreamTask):
         self, feats: np.ndarray, sentences: Sequence[Sentence], interval: float, where: str = "video"
     ) -> torch.Tensor:
         """V_temp (T, D) of one video of any length from its features (T, F) at `interval` seconds and its
-        subtitles: consecutive clips of ``data.max_frames`` frames, each with the subtitles that overlap
-        it (times shifted to the clip), encoded as a training clip and concatenated."""
+        subtitles: overlapping windows of ``data.max_frames`` frames every ``data.window_stride``
+        (`video_windows`), each with the subtitles that overlap it (times shifted to the window),
+        encoded as a training clip; each frame's row comes from the window whose centre is nearest.
+
+        One merged timeline, not moments per window merged by NMS: moments are decoded once over the
+        whole video (a moment across a window border is still one span), the index stores one row per
+        frame, and `evaluate`, `predict` and `search` share this function."""
         feats = np.asarray(feats, dtype=np.float32)
         frame_dim = self.model.cfg.frame_dim
         if feats.ndim != 2 or feats.shape[1] != frame_dim or len(feats) == 0:
@@ -260,22 +265,9 @@ class HeroRetrievalTask(HeroDownstreamTask):
                 f"{where}: features of shape {feats.shape}; the model expects (T >= 1, {frame_dim}) "
                 f"from extractor {self.data_cfg.extractor!r}"
             )
-        step = self.data_cfg.max_frames
-        items = [
-            window_clip(
-                f"{where}@{lo}",
-                feats,
-                sentences,
-                lo,
-                step,
-                interval,
-                self.tokenize,
-                self.data_cfg.max_sentence_tokens,
-            )
-            for lo in range(0, len(feats), step)
-        ]
-        frames, masks = self.encode_videos(items)  # (Nc, Tc, D), (Nc, Tc)
-        return frames[masks]  # (T, D): the clips' valid frames in order
+        windows = video_windows(where, feats, sentences, self.data_cfg, interval, self.tokenize)
+        frames, _ = self.encode_videos([clip for clip, _ in windows])  # (Nw, Tw, D)
+        return torch.cat([frames[w, a:b] for w, (_, (a, b)) in enumerate(windows)])  # (T, D)
 
     @torch.no_grad()
     def encode_queries(self, texts: Sequence[str]) -> torch.Tensor:
@@ -444,7 +436,7 @@ class HeroRetrievalTask(HeroDownstreamTask):
         interval = self.interval if request.interval is None else float(request.interval)
         was_training = self.training
         self.eval()
-        # the whole video, in clips of data.max_frames, as the search index encodes it
+        # the whole video, in overlapping windows, as the search index encodes it
         frames = self.encode_whole_video(request.video, request.sentences, interval)[None]  # (1, T, D)
         masks = torch.ones(frames.shape[:2], dtype=torch.bool, device=frames.device)  # (1, T)
         q = self.encode_queries([query])

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tempovl.data.align import seconds_to_frames
-from tempovl.data.hero_data import HeroClipDataset, TextSpecials, pad_frames, training_window
+from tempovl.data.hero_data import HeroClipDataset, TextSpecials, moment_window, pad_frames
 from tempovl.data.packing import one_per_video, pack_clips, pad_ids
 
 
@@ -61,14 +61,12 @@ class QueryVideos(Dataset):
         self.clips = clips
         by_key: dict[tuple[str, int], list[tuple[list[int], tuple[int, int]]]] = {}
         position = {v: i for i, v in enumerate(clips.vids)}
-        length = clips.cfg.max_frames
         for q in queries:
             full = clips.store.num_frames(q.vid)
             lo, target = 0, (-1, -1)
             if q.train_span is not None:
                 st, ed = seconds_to_frames(*q.train_span, interval, full)  # in the whole video
-                lo = training_window(st, ed, full, length)
-                target = (max(st, lo) - lo, min(ed, lo + length - 1) - lo)
+                lo, target = moment_window(st, ed, full, clips.cfg)
             by_key.setdefault((q.vid, lo), []).append((encode(q.text), target))
         self.keys = [(position[v], lo) for v, lo in by_key]
         self.by_key = by_key

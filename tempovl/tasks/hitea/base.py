@@ -14,7 +14,12 @@ Rules for odd inputs:
   frame count and the request (``data.short_video: error``), or its frames repeat for consecutive sample
   times (``data.short_video: repeat``, the rule of :mod:`tempovl.data.hitea_data`);
 - a **QA span** that holds fewer frames than ``num_frames`` is widened around its centre (within the
-  video) until it does; only a whole video that is too short is an error.
+  video) until it does; only a whole video that is too short is an error;
+- a **time span an annotation gives** is checked when the annotations are read, against the video's
+  probed duration, as the HERO readers check theirs: a QA ``ts`` that ends past the video (by more than
+  ``DURATION_TOLERANCE``) or starts after it ends (:func:`check_span`), a DiDeMo moment with a segment
+  that starts past it (``retrieval.check_didemo_times``), is an ``InputError`` naming the file, the
+  record and the video.
 
 The temporal shuffling test (``data.shuffle_frames``, set by ``tempovl evaluate --shuffle-frames``):
 every evaluation video's sampled frames are permuted with ``np.random.default_rng([shuffle_seed, i])``
@@ -41,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from tempovl.config import from_dict
+from tempovl.data.annotations import DURATION_TOLERANCE
 from tempovl.data.hitea_data import NORMALIZATION, DataConfig, FrameReader, to_float_video
 from tempovl.data.video import frame_rgb, probe, resize_crop, sparse_times
 from tempovl.errors import ConfigError, InputError
@@ -95,6 +101,21 @@ def annotation_files(cfg: DownstreamDataConfig, split: str) -> list[Path]:
     return paths
 
 
+def check_span(span: Sequence[float], duration: float, where: str, video: str, what: str = "span") -> None:
+    """An annotation's time span [start, end] (seconds) must lie in its video: 0 <= start <= end <=
+    duration + DURATION_TOLERANCE, the HERO readers' rule (a probed duration is rounded to packets).
+    Otherwise an InputError naming `where` (the file and record), `what` and the video."""
+    st, ed = float(span[0]), float(span[1])
+    if st > ed:
+        raise InputError(f"{where}: {what} [{st:g}, {ed:g}] starts after it ends (video {video})")
+    if st < 0:
+        raise InputError(f"{where}: {what} [{st:g}, {ed:g}] starts before 0 (video {video})")
+    if ed > duration + DURATION_TOLERANCE:
+        raise InputError(
+            f"{where}: {what} [{st:g}, {ed:g}] ends after the end of video {video} ({duration:.2f} s)"
+        )
+
+
 def find_video(root: Path, name: str, where: str) -> str:
     """A video named by path relative to `root` or by id (``videos/{id}.*``); InputError naming `where`."""
     candidates = [root / name, root / "videos" / name]
@@ -135,10 +156,9 @@ class FrameSampler:
                 "(data.num_frames); lower data.num_frames or set data.short_video=repeat"
             )
         start, end = 0.0, duration
-        if span is not None:
-            start, end = max(0.0, float(span[0])), min(duration, float(span[1]))
-            if end <= start:
-                start, end = 0.0, duration
+        if span is not None:  # a point, or a span at the very end (in the tolerance), is widened too
+            start = min(max(0.0, float(span[0])), duration)
+            end = min(max(start, float(span[1])), duration)
             need = n / max(self._fps[path], 1e-6)  # seconds holding n frames
             if end - start < need:  # widen around the centre, inside the video
                 mid = (start + end) / 2
@@ -270,6 +290,10 @@ class HiteaDownstreamTask(Task):
 
     def video_path(self, name: str, where: str) -> str:
         return find_video(Path(self.data_cfg.corpus), name, where)
+
+    def video_duration(self, path: str) -> float:
+        """The video's duration in seconds, probed once by the frame sampler (which samples by it)."""
+        return self.sampler.reader.duration(path)
 
     def frames_of(self, video: str | Path | np.ndarray | torch.Tensor) -> torch.Tensor:
         """A user's video (a path, or (T, H, W, 3) uint8 frames) as evaluation-sampled frames."""

@@ -11,7 +11,8 @@
   metric is exact-match accuracy after SQuAD-style normalisation.
 
 With ``data.use_span`` the frames are sampled inside the question's ``ts`` span (widened to hold
-``num_frames`` frames); without a span, over the whole video.
+``num_frames`` frames); without a span, over the whole video. Every ``ts`` must lie in its video
+(``check_span``, with or without ``data.use_span``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tempovl.metrics.qa import exact_match_accuracy, qa_accuracy
 from tempovl.models.text import lm_cross_entropy, target_positions
 from tempovl.registry import register_task
 from tempovl.tasks.base import ChoicePrediction, PredictRequest, TextPrediction
-from tempovl.tasks.hitea.base import HiteaDownstreamTask, annotation_files
+from tempovl.tasks.hitea.base import IMAGE_SUFFIXES, HiteaDownstreamTask, annotation_files, check_span
 
 
 @dataclass
@@ -56,7 +57,8 @@ class HiteaOEQAConfig:
 
 
 def load_qa(task: HiteaDownstreamTask, split: str) -> list[dict]:
-    """TVQA-style records of `split` with ``video_path`` added; errors name the file and record."""
+    """TVQA-style records of `split` with ``video_path`` added, their spans checked against the videos'
+    durations; errors name the file and record."""
     cfg = task.data_cfg
     if cfg.format != "tvqa":
         raise ConfigError(f"data.format: QA tasks read 'tvqa' records, got {cfg.format!r}")
@@ -66,7 +68,10 @@ def load_qa(task: HiteaDownstreamTask, split: str) -> list[dict]:
             where = f"{path} (qid={r['qid']!r})"
             if "answer_idx" not in r:
                 raise InputError(f"{where}: no 'answer_idx' (QA needs the correct answer to train or score)")
-            records.append(dict(r, video_path=task.video_path(str(r["vid_name"]), where)))
+            video = task.video_path(str(r["vid_name"]), where)
+            if r["span"] is not None and not video.lower().endswith(IMAGE_SUFFIXES):
+                check_span(r["span"], task.video_duration(video), where, video, "'ts'")
+            records.append(dict(r, video_path=video))
     if not records:
         raise InputError(f"{cfg.corpus}: no QA records in {cfg.annotations.get(split)}")
     return records

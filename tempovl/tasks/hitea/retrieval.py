@@ -6,7 +6,8 @@ Annotation formats (``data.format``), every text paired with its video(s):
 - ``captions``: caption pairs ``{"video", "caption"}`` (one text per caption);
 - ``msrvtt``: MSR-VTT captions ``{"video_id", "caption"}`` (one text per caption);
 - ``didemo``: DiDeMo paragraph-to-video: the descriptions of a video, ordered by their moments' start
-  (median over annotators), concatenated into one text per video;
+  (median over annotators), concatenated into one text per video; every moment must start inside its
+  video (:func:`check_didemo_times`);
 - ``ssv2``: SSv2-Template: the text is the template ("[Something] spins then shrinks"); every video of a
   template is a positive of it. Evaluation queries are the distinct templates.
 
@@ -27,7 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tempovl.data.annotations import read_caption_pairs, read_didemo, read_msrvtt, read_ssv2_template
+from tempovl.data.annotations import (
+    DIDEMO_SEGMENT_SECONDS,
+    DURATION_TOLERANCE,
+    read_caption_pairs,
+    read_didemo,
+    read_msrvtt,
+    read_ssv2_template,
+)
 from tempovl.data.packing import pad_ids
 from tempovl.errors import ConfigError, InputError
 from tempovl.metrics.retrieval import chance_recall, ranks_from_scores, recall_metrics
@@ -71,6 +79,20 @@ class RetrievalData:
         return out
 
 
+def check_didemo_times(times: list[list[int]], duration: float, where: str, video: str) -> None:
+    """DiDeMo's moments are runs [s, e] of 5-second segments, and a video's last segment is cut short by
+    its end, so a moment may end past the video but each of its segments must start inside it (with
+    DURATION_TOLERANCE, as spans elsewhere); InputError naming the file, record and video otherwise.
+    (``read_didemo`` has already checked s <= e.)"""
+    for k, (s, e) in enumerate(times):
+        start = e * DIDEMO_SEGMENT_SECONDS  # the moment's last segment
+        if start > duration + DURATION_TOLERANCE:
+            raise InputError(
+                f"{where}: 'times'[{k}] {[s, e]} reaches segment {e}, which starts at {start:g} s, after "
+                f"the end of video {video} ({duration:.2f} s)"
+            )
+
+
 def load_retrieval(task: HiteaDownstreamTask, split: str) -> RetrievalData:
     """Read the split's annotation files in ``data.format`` into :class:`RetrievalData`."""
     cfg = task.data_cfg
@@ -97,7 +119,9 @@ def load_retrieval(task: HiteaDownstreamTask, split: str) -> RetrievalData:
         elif fmt == "didemo":
             by_video: dict[int, list[tuple[float, int, str]]] = {}
             for r in read_didemo(path):
-                v = video(r["video"], f"{path} (annotation_id={r['annotation_id']})")
+                where = f"{path} (annotation_id={r['annotation_id']})"
+                v = video(r["video"], where)
+                check_didemo_times(r["times"], task.video_duration(videos[v]), where, videos[v])
                 start = float(np.median([t[0] for t in r["times"]]))
                 by_video.setdefault(v, []).append((start, len(by_video.get(v, [])), r["description"]))
             for v, descs in by_video.items():
