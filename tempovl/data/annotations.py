@@ -638,12 +638,10 @@ class FileReport:
 def probe_durations(video_dir: str | os.PathLike, problems: list[str] | None = None) -> dict[str, float]:
     """{vid_name: duration in seconds} for every video file under `video_dir`, as `data.video.probe`
     reads it (the header, overruled by the packets when it declares too little)."""
-    from tempovl.data.video import VIDEO_EXTENSIONS, probe
+    from tempovl.data.video import probe, video_files
 
     out: dict[str, float] = {}
-    for p in sorted(Path(video_dir).glob("*")):
-        if p.suffix.lower() not in VIDEO_EXTENSIONS:
-            continue
+    for p in video_files(video_dir, recursive=False):
         try:
             out[p.stem] = probe(p).duration
         except InputError as e:

@@ -11,6 +11,7 @@ to `size x size`. A missing, corrupt, truncated or stream-less file raises `Inpu
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,33 @@ _WARNED: set[str] = set()  # files whose wrong header was reported (once each)
 VIDEO_EXTENSIONS = (
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".mpv", ".ts", ".wmv", ".flv", ".3gp",
 )  # fmt: skip
+
+
+def video_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
+    """The video files under `folder` (by `VIDEO_EXTENSIONS`, any case; sorted; hidden files left out).
+    Every other file except subtitles (`SUBTITLE_SUFFIXES`) is named in one WARNING as skipped, so a
+    video in a container we do not list is never dropped silently."""
+    from tempovl.data.subtitles import SUBTITLE_SUFFIXES
+
+    files = sorted(
+        p for p in (Path(folder).rglob("*") if recursive else Path(folder).glob("*")) if p.is_file()
+    )
+    files = [p for p in files if not p.name.startswith(".")]
+    videos = [p for p in files if p.suffix.lower() in VIDEO_EXTENSIONS]
+    others = [p for p in files if p.suffix.lower() not in (*VIDEO_EXTENSIONS, *SUBTITLE_SUFFIXES)]
+    if others:
+        names = ", ".join(str(p.relative_to(folder)) for p in others[:10])
+        log.warning(
+            "%s: %d file(s) skipped, not videos (%s): %s%s",
+            folder,
+            len(others),
+            " ".join(VIDEO_EXTENSIONS),
+            names,
+            f" and {len(others) - 10} more" if len(others) > 10 else "",
+        )
+    return videos
+
+
 _TRUNCATION_SLACK_S = 1.0
 _TRUNCATION_SLACK_FRAC = 0.1
 

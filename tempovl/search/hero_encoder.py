@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tempovl.data.hero_data import window_stride
 from tempovl.data.subtitles import Sentence
 from tempovl.errors import ConfigError, InputError
 from tempovl.search.encoders import CHECKPOINT_ENCODER, VideoEncoding, register_encoder
@@ -83,7 +84,9 @@ class HeroEncoder:
         # the task's span-length window, so that `tempovl search` decodes moments as `tempovl evaluate`
         self.span_frames = (int(task.c.min_span_frames), int(task.c.max_span_frames))
         self.spec = f"{self.name}:{self.checkpoint}"
-        settings = f"{weights_sha256}|{extractor}|{self.frame_interval}|{size}|{NORM_SCALE}"
+        # the windows a long video is read in change its rows, so they are part of what an index records
+        windows = f"{task.data_cfg.max_frames}/{window_stride(task.data_cfg)}"
+        settings = f"{weights_sha256}|{extractor}|{self.frame_interval}|{size}|{NORM_SCALE}|{windows}"
         self.fingerprint = hashlib.sha256(settings.encode()).hexdigest()[:16]
         self._lock = threading.Lock()
 

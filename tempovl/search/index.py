@@ -32,7 +32,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tempovl.data.subtitles import SUBTITLE_SUFFIXES, Sentence, read_subtitle_file
-from tempovl.data.video import VIDEO_EXTENSIONS
+from tempovl.data.video import video_files
 from tempovl.errors import ConfigError, InputError
 from tempovl.io import atomic_path, exclusive_lock, write_json
 from tempovl.search.encoders import MomentEncoder, VideoEncoding, build_encoder
@@ -93,11 +93,7 @@ def find_videos(inputs: list[str | os.PathLike]) -> list[tuple[str, Path]]:
     for item in inputs:
         root = Path(item)
         if root.is_dir():
-            pairs = [
-                (p.relative_to(root).with_suffix("").as_posix(), p)
-                for p in sorted(root.rglob("*"))
-                if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")
-            ]
+            pairs = [(p.relative_to(root).with_suffix("").as_posix(), p) for p in video_files(root)]
         elif root.is_file():
             pairs = [(root.stem, root)]
         else:

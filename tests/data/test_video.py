@@ -136,8 +136,9 @@ def test_truncated_faststart_file_is_detected_while_decoding(tmp_path):
     assert len(read_windows(full, size=None)[0]) == 7
 
 
-def test_one_list_of_video_extensions_for_every_command(tmp_path):
-    """`features extract` and `index build` find the same files, and what people have (issue 13)."""
+def test_one_list_of_video_extensions_for_every_command(tmp_path, caplog):
+    """`features extract` and `index build` find the same files, and what people have (issue 13); a file
+    they skip is named, never dropped silently (subtitles beside the videos are not news)."""
     from tempovl.data.features.extract import find_videos as feature_videos
     from tempovl.data.video import VIDEO_EXTENSIONS
     from tempovl.search.index import find_videos as index_videos
@@ -147,8 +148,18 @@ def test_one_list_of_video_extensions_for_every_command(tmp_path):
     for i, ext in enumerate(wanted):
         (tmp_path / f"v{i}{ext.upper() if i % 2 else ext}").write_bytes(b"")
     (tmp_path / "notes.srt").write_text("")
-    assert len(feature_videos(tmp_path)) == len(wanted)
-    assert len(index_videos([tmp_path])) == len(wanted)
+    (tmp_path / "old" / "film.rmvb").parent.mkdir()
+    (tmp_path / "old" / "film.rmvb").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="tempovl.data.video"):
+        assert len(feature_videos(tmp_path)) == len(wanted)
+        assert len(index_videos([tmp_path])) == len(wanted)
+    assert len(caplog.records) == 2
+    message = caplog.records[0].getMessage()
+    assert (
+        "1 file(s) skipped, not videos" in message
+        and "old/film.rmvb" in message
+        and "notes.srt" not in message
+    )
 
 
 def _mpeg_ps(path: Path, seconds: int = 5, fps: int = 25) -> Path:

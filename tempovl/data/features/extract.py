@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from tempovl.data.features import oracle
 from tempovl.data.features.extractors import ConcatExtractor, FrameExtractor, build_extractor
 from tempovl.data.features.store import FeatureWriter
-from tempovl.data.video import VIDEO_EXTENSIONS, iter_windows, probe
+from tempovl.data.video import VIDEO_EXTENSIONS, iter_windows, probe, video_files
 from tempovl.errors import InputError
 from tempovl.io import write_json
 
@@ -50,7 +50,7 @@ def find_videos(source: str | Path) -> list[Path]:
     line, relative paths resolved against the file's folder, `#` comments and blank lines ignored)."""
     source = Path(source)
     if source.is_dir():
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+        return video_files(source)
     if not source.is_file():
         raise InputError(f"{source}: no such folder or list file")
     videos = []
