@@ -13,6 +13,12 @@
    InfoNCE (query -> video, temperature 0.05) over 16 train videos per step; R@1 on val and test, and on the
    train split (a gap = memorising, not reading).
 
+3. **What a model's top-1 video holds** (``--predictions SPLIT=FILE``, a TVR-format predictions file as
+   ``tempovl evaluate`` writes it): for the queries with events, the share whose top-ranked video holds
+   every named actor, every named action, every named (actor, action) pair, and every named event (the
+   perfect reader's condition). Actors and actions right but pairs wrong = the model finds the words but
+   does not bind who did what.
+
 Prints a markdown table and writes it to ``--out`` (default runs/bench/vr_reference.md).
 """
 
@@ -69,6 +75,36 @@ def perfect_reader(corpus: Path, split: str) -> tuple[float, int, int]:
         want = [_key(events[m["vid_name"]][i], room) for i in m["events"]]
         total += 1.0 / sum(_holds(events[v], want, m["order"], room) for v in vids)
     return 100.0 * total / max(1, len(meta)), len(meta), len(vids)
+
+
+HOLDS = ("right video", "holds actors", "holds actions", "holds actor-action pairs", "holds every event")
+
+
+def top1_holds(corpus: Path, split: str, predictions: Path) -> dict[str, float]:
+    """Percent of `split`'s event queries whose top-1 video (from a TVR predictions file) holds what they name."""
+    pred = json.loads(predictions.read_text())
+    name_of = {i: v for v, i in pred["video2idx"].items()}
+    top = {p["desc_id"]: name_of[p["predictions"][0][0]] for p in pred["VCMR"] if p["predictions"]}
+    queries = {q["desc_id"]: q for q in read_queries(corpus, split)}
+    meta_path = corpus / "annotations" / "meta.jsonl"
+    meta = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
+    meta = [m for m in meta if m["file"] == f"tvr_{split}.jsonl" and m["events"] and m["id"] in top]
+    events = {
+        v: json.loads((corpus / "script" / f"{v}.json").read_text())["events"]
+        for v in {q["vid_name"] for q in queries.values()} | set(top.values())
+    }
+    counts = dict.fromkeys(HOLDS, 0)
+    for m in meta:
+        q, got = queries[m["id"]], events[top[m["id"]]]
+        room = re.match(r"in the (\w+), ", q["desc"]) is not None
+        want = [_key(events[q["vid_name"]][i], room) for i in m["events"]]
+        pairs = {(e["actor"], e["action"]) for e in got}
+        counts["right video"] += top[m["id"]] == q["vid_name"]
+        counts["holds actors"] += {w[0] for w in want} <= {e["actor"] for e in got}
+        counts["holds actions"] += {w[1] for w in want} <= {e["action"] for e in got}
+        counts["holds actor-action pairs"] += {w[:2] for w in want} <= pairs
+        counts["holds every event"] += _holds(got, want, m["order"], room)
+    return {k: 100.0 * v / max(1, len(meta)) for k, v in counts.items()} | {"queries": len(meta)}
 
 
 class BagOfWords(nn.Module):
@@ -130,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", type=Path)
     parser.add_argument("stores", nargs="*", help="NAME=FEATURE_STORE for the bag-of-words reference")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument(
+        "--predictions", nargs="*", default=[], help="SPLIT=FILE: what a model's top-1 videos hold"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/bench/vr_reference.md"))
     args = parser.parse_args(argv)
     lines = [f"VR R@1 references on {args.corpus} ({cpu_model()})", ""]
@@ -147,6 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         print(lines[-1], flush=True)
     chance = {s: 100.0 / perfect_reader(args.corpus, s)[2] for s in SPLITS}
     lines.append(f"| chance (random ranking) | | {chance['val']:.1f} | {chance['test']:.1f} |")
+    if args.predictions:
+        lines += ["", "| predictions | split | queries | " + " | ".join(f"top-1 {k}" for k in HOLDS) + " |",
+                  "| --- | --- |" + " ---: |" * (len(HOLDS) + 1)]  # fmt: skip
+    for spec in args.predictions:
+        split, _, path = spec.partition("=")
+        r = top1_holds(args.corpus, split, Path(path))
+        cells = " | ".join(f"{r[k]:.1f}" for k in HOLDS)
+        lines.append(f"| {path} | {split} | {r['queries']} | {cells} |")
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,3 +79,36 @@ def test_serve_benchmark_runs_the_real_server(tmp_path):
     text = out.read_text()
     assert "| 1 | 10 | 0 | 0 |" in text and "| 5 | 10 | 0 | 0 |" in text, text
     assert "5 answered, 0 errors" in text and "target: 0 errors; measured 0 (met)" in text, text
+
+
+def test_vr_reference_reads_what_a_models_top1_videos_hold(tiny_corpus, tmp_path):
+    """`vr_reference.py --predictions`: a ranking that puts each query's own video first holds every event
+    it names; one that puts another video first is never the right video."""
+    import json
+
+    queries = [
+        json.loads(x) for x in (tiny_corpus / "annotations" / "tvr_test.jsonl").read_text().splitlines()
+    ]
+    videos = sorted({q["vid_name"] for q in queries})
+    assert len(videos) >= 2
+    idx = {v: i for i, v in enumerate(videos)}
+
+    def predictions(pick) -> Path:
+        path = tmp_path / f"pred-{pick.__name__}.json"
+        rows = [{"desc_id": q["desc_id"], "predictions": [[idx[pick(q)], 0.0, 1.0, 1.0]]} for q in queries]
+        path.write_text(json.dumps({"video2idx": idx, "VCMR": rows}))
+        return path
+
+    def own(q):
+        return q["vid_name"]
+
+    def other(q):
+        return videos[(idx[q["vid_name"]] + 1) % len(videos)]
+
+    out = tmp_path / "vr.md"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "vr_reference.py"), str(tiny_corpus), "--out", str(out)]
+    cmd += ["--predictions", f"test={predictions(own)}", f"test={predictions(other)}"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    rows = [line.split("|")[4:-1] for line in out.read_text().splitlines() if "pred-" in line]
+    assert [float(c) for c in rows[0]] == [100.0] * 5, rows
+    assert float(rows[1][0]) == 0.0, rows
