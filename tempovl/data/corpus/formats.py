@@ -46,7 +46,7 @@ def srt_text(script: Script) -> str:
 # TVR queries per second of video, by split (TVR itself has ~5 per 90-s clip). The demo has few videos, and
 # labelled queries are what its models lack: one per 8 s (473 train queries) and every model memorised its
 # train videos; one per 4 s (941): HERO-tiny fine-tuned from the demo's VSM pre-training reached val / test
-# VR R@1 40.2 / 36.3 %; one per 1.5 s on train (2514): 45.3 / 44.8 (from scratch 38.6 / 40.2 with two
+# VR R@1 40.2 / 36.3 %; one per 1.5 s on train (2514): 45.3 / 44.8 (from scratch val 38.6, 40.2 with two
 # seeds, was 26.7); one per 0.75 s (5020): 46.6 / 43.9, no further gain. Test over three seeds of pre-training
 # and fine-tuning (benchmarks/learning.py): from scratch 25.5 ± 7.1 -> 37.6 ± 1.1, pre-trained 39.0 ± 0.7 ->
 # 40.2 ± 4.6. val and test keep one per 4 s, so their queries stay those of earlier corpora.
