@@ -60,21 +60,30 @@ def _holds(events: list[dict], want: list[tuple], ordered: bool, room: bool) -> 
     return set(want) <= set(keys)
 
 
-def perfect_reader(corpus: Path, split: str) -> tuple[float, int, int]:
-    """(expected R@1 in percent, queries with events, videos) of the perfect reader on `split`."""
+def event_queries(corpus: Path, split: str) -> tuple[list[tuple[dict, dict, list[tuple], bool]], dict]:
+    """`split`'s queries that name events, each as (query, meta record, wanted event keys, names a room),
+    and every split video's script events by name."""
     queries = {q["desc_id"]: q for q in read_queries(corpus, split)}
     meta_path = corpus / "annotations" / "meta.jsonl"
     meta = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
-    meta = [m for m in meta if m["file"] == f"tvr_{split}.jsonl" and m["events"]]
     vids = sorted({q["vid_name"] for q in queries.values()})
     events = {v: json.loads((corpus / "script" / f"{v}.json").read_text())["events"] for v in vids}
-
-    total = 0.0
+    out = []
     for m in meta:
-        room = re.match(r"in the (\w+), ", queries[m["id"]]["desc"]) is not None
-        want = [_key(events[m["vid_name"]][i], room) for i in m["events"]]
-        total += 1.0 / sum(_holds(events[v], want, m["order"], room) for v in vids)
-    return 100.0 * total / max(1, len(meta)), len(meta), len(vids)
+        if m["file"] == f"tvr_{split}.jsonl" and m["events"]:
+            q = queries[m["id"]]
+            room = re.match(r"in the (\w+), ", q["desc"]) is not None
+            out.append((q, m, [_key(events[m["vid_name"]][i], room) for i in m["events"]], room))
+    return out, events
+
+
+def perfect_reader(corpus: Path, split: str) -> tuple[float, int, int]:
+    """(expected R@1 in percent, queries with events, videos) of the perfect reader on `split`."""
+    items, events = event_queries(corpus, split)
+    total = sum(
+        1.0 / sum(_holds(ev, want, m["order"], room) for ev in events.values()) for _, m, want, room in items
+    )
+    return 100.0 * total / max(1, len(items)), len(items), len(events)
 
 
 HOLDS = ("right video", "holds actors", "holds actions", "holds actor-action pairs", "holds every event")
@@ -85,26 +94,19 @@ def top1_holds(corpus: Path, split: str, predictions: Path) -> dict[str, float]:
     pred = json.loads(predictions.read_text())
     name_of = {i: v for v, i in pred["video2idx"].items()}
     top = {p["desc_id"]: name_of[p["predictions"][0][0]] for p in pred["VCMR"] if p["predictions"]}
-    queries = {q["desc_id"]: q for q in read_queries(corpus, split)}
-    meta_path = corpus / "annotations" / "meta.jsonl"
-    meta = [json.loads(line) for line in meta_path.read_text().splitlines() if line.strip()]
-    meta = [m for m in meta if m["file"] == f"tvr_{split}.jsonl" and m["events"] and m["id"] in top]
-    events = {
-        v: json.loads((corpus / "script" / f"{v}.json").read_text())["events"]
-        for v in {q["vid_name"] for q in queries.values()} | set(top.values())
-    }
+    items, events = event_queries(corpus, split)
+    items = [it for it in items if it[0]["desc_id"] in top]
     counts = dict.fromkeys(HOLDS, 0)
-    for m in meta:
-        q, got = queries[m["id"]], events[top[m["id"]]]
-        room = re.match(r"in the (\w+), ", q["desc"]) is not None
-        want = [_key(events[q["vid_name"]][i], room) for i in m["events"]]
-        pairs = {(e["actor"], e["action"]) for e in got}
-        counts["right video"] += top[m["id"]] == q["vid_name"]
+    for q, m, want, room in items:
+        got = events[top[q["desc_id"]]]
+        counts["right video"] += top[q["desc_id"]] == q["vid_name"]
         counts["holds actors"] += {w[0] for w in want} <= {e["actor"] for e in got}
         counts["holds actions"] += {w[1] for w in want} <= {e["action"] for e in got}
-        counts["holds actor-action pairs"] += {w[:2] for w in want} <= pairs
+        counts["holds actor-action pairs"] += {w[:2] for w in want} <= {
+            (e["actor"], e["action"]) for e in got
+        }
         counts["holds every event"] += _holds(got, want, m["order"], room)
-    return {k: 100.0 * v / max(1, len(meta)) for k, v in counts.items()} | {"queries": len(meta)}
+    return {k: 100.0 * v / max(1, len(items)) for k, v in counts.items()} | {"queries": len(items)}
 
 
 class BagOfWords(nn.Module):

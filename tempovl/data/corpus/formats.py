@@ -43,13 +43,11 @@ def srt_text(script: Script) -> str:
     return "\n".join(blocks)
 
 
-# TVR queries per second of video, by split (TVR itself has ~5 per 90-s clip). The demo has few videos, and
-# labelled queries are what its models lack: one per 8 s (473 train queries) and every model memorised its
-# train videos; one per 4 s (941): HERO-tiny fine-tuned from the demo's VSM pre-training reached val / test
-# VR R@1 40.2 / 36.3 %; one per 1.5 s on train (2514): 45.3 / 44.8 (from scratch val 38.6, 40.2 with two
-# seeds, was 26.7); one per 0.75 s (5020): 46.6 / 43.9, no further gain. Test over three seeds of pre-training
-# and fine-tuning (benchmarks/learning.py): from scratch 25.5 ± 7.1 -> 37.6 ± 1.1, pre-trained 39.0 ± 0.7 ->
-# 40.2 ± 4.6. val and test keep one per 4 s, so their queries stay those of earlier corpora.
+# Seconds of video per TVR query, by split (TVR itself has ~5 queries per 90-s clip). Labelled queries are
+# what the demo's models lack most: with one per 4 s (941 train queries) they memorised their 60 train
+# videos; one per 1.5 s (2514) lifts HERO-tiny's test VR R@1 from scratch from 25.5 ± 7.1 to 37.6 ± 1.1 %
+# (3 seeds, benchmarks/learning.py; README, issue 12); one per 0.75 s gained nothing more. val and test keep
+# one per 4 s, so their queries stay those of earlier corpora.
 TVR_SECONDS_PER_QUERY = {"train": 1.5, "val": 4.0, "test": 4.0}
 
 
